@@ -1,0 +1,1 @@
+"""soulprint_pipeline: a person's chat export in, a quick-pass soulprint out."""

@@ -1,0 +1,234 @@
+"""Linearizing a ChatGPT conversation: the visible branch of its ``mapping`` tree, as messages.
+
+A ChatGPT conversation is a tree: every regeneration and every edited prompt opens a branch.
+What the person last saw is the path from ``current_node`` back to the root, reversed. The
+rules for which messages on it are visible follow the public parsers that agree on them
+(LibreChat's importer, chatgpt-export-parser, byeGPT): hidden, system, tool-plumbing and
+reasoning messages are not part of the conversation a person read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message
+
+_NEG_INF = float("-inf")
+
+#: Content types whose text a person saw. Of a tool's messages, the person saw only code output
+#: and generated images; quotes a browsing tool pulled from pages are plumbing for the answer.
+_TEXT_TYPES = frozenset({"text", "multimodal_text", "code", "execution_output", "tether_quote"})
+_TOOL_VISIBLE_TYPES = frozenset({"execution_output", "multimodal_text"})
+_NEVER_VISIBLE_TYPES = {
+    "thoughts": "thoughts",
+    "reasoning_recap": "reasoning_recap",
+    "tether_browsing_display": "tool_output",
+    "system_error": "tool_output",
+    "computer_output": "tool_output",
+}
+_ASSET_PLACEHOLDERS = {
+    "image_asset_pointer": "[image]",
+    "audio_asset_pointer": "[audio]",
+    "real_time_user_audio_video_asset_pointer": "[video]",
+    "video_container_asset_pointer": "[video]",
+}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _node_time(node: Any) -> float:
+    message = node.get("message") if isinstance(node, dict) else None
+    if isinstance(message, dict):
+        created = _number(message.get("create_time"))
+        if created is not None:
+            return created
+    return _NEG_INF
+
+
+def _newest_leaf(mapping: dict[str, Any]) -> str | None:
+    """The leaf a person most likely saw last when ``current_node`` is missing or dangling.
+
+    The newest leaf by message time; without times, the leaf reached from the root by always
+    taking the last child (children are appended as branches are made).
+    """
+    leaves = [
+        node_id
+        for node_id, node in mapping.items()
+        if isinstance(node, dict)
+        and not any(child in mapping for child in (node.get("children") or ()))
+    ]
+    if not leaves:
+        return None
+    newest = max(leaves, key=lambda node_id: _node_time(mapping[node_id]))
+    if _node_time(mapping[newest]) != _NEG_INF:
+        return newest
+    roots = [
+        node_id
+        for node_id, node in mapping.items()
+        if isinstance(node, dict) and node.get("parent") not in mapping
+    ]
+    node_id = roots[0] if roots else leaves[-1]
+    seen: set[str] = set()
+    while node_id not in seen:
+        seen.add(node_id)
+        children = [c for c in (mapping[node_id].get("children") or ()) if c in mapping]
+        if not children:
+            return node_id
+        node_id = children[-1]
+    return node_id
+
+
+def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, Any]]:
+    """The nodes from the root to ``current_node`` (or the newest leaf), guarding against cycles."""
+    leaf = current_node if isinstance(current_node, str) and current_node in mapping else None
+    if leaf is None:
+        leaf = _newest_leaf(mapping)
+    path: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    node_id = leaf
+    while isinstance(node_id, str) and node_id in mapping and node_id not in seen:
+        seen.add(node_id)
+        node = mapping[node_id]
+        if not isinstance(node, dict):
+            break
+        path.append(node)
+        node_id = node.get("parent")
+    path.reverse()
+    return path
+
+
+def _joined_parts(content: dict[str, Any]) -> str:
+    pieces: list[str] = []
+    for part in content.get("parts") or ():
+        if isinstance(part, str):
+            if part:
+                pieces.append(part)
+        elif isinstance(part, dict):
+            kind = part.get("content_type")
+            if isinstance(part.get("text"), str) and kind not in _ASSET_PLACEHOLDERS:
+                pieces.append(part["text"])  # an audio transcription, a text attachment
+            else:
+                pieces.append(_ASSET_PLACEHOLDERS.get(kind, "[attachment]"))
+    return "\n".join(pieces)
+
+
+def _content_text(content: dict[str, Any], content_type: str) -> str:
+    text = content.get("text")
+    if not isinstance(text, str):
+        text = _joined_parts(content)
+    if content_type == "code" and text.strip():
+        language = content.get("language")
+        language = language if isinstance(language, str) and language != "unknown" else ""
+        return f"```{language}\n{text}\n```"
+    return text
+
+
+def _custom_instructions(content: dict[str, Any]) -> str:
+    about = content.get("user_profile")
+    how = content.get("user_instructions")
+    pieces = []
+    if isinstance(about, str) and about.strip():
+        pieces.append(f"About me: {about.strip()}")
+    if isinstance(how, str) and how.strip():
+        pieces.append(f"How to respond: {how.strip()}")
+    return "\n".join(pieces)
+
+
+def _message(
+    message: dict[str, Any], skipped: Counter[str], unknown_types: Counter[str]
+) -> Message | None:
+    """The visible (or profile-signal) message of one node, or ``None`` with the reason counted."""
+    author = message.get("author")
+    role = author.get("role") if isinstance(author, dict) else None
+    content = message.get("content")
+    content = content if isinstance(content, dict) else {}
+    content_type = content.get("content_type")
+    metadata = message.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    recipient = message.get("recipient") or "all"
+    created_at = _number(message.get("create_time"))
+    message_id = message.get("id")
+
+    if content_type == "user_editable_context":
+        text = _custom_instructions(content)
+        if not text:
+            skipped["message:empty"] += 1
+            return None
+        return Message(message_id, "user", CUSTOM_INSTRUCTIONS, text, created_at, None)
+    if content_type == "model_editable_context":
+        text = content.get("model_set_context")
+        if not isinstance(text, str) or not text.strip():
+            skipped["message:empty"] += 1
+            return None
+        return Message(message_id, "assistant", MEMORY, text, created_at, None)
+    if recipient == "bio" and role == "assistant":
+        text = _content_text(content, content_type or "text")
+        if not text.strip():
+            skipped["message:empty"] += 1
+            return None
+        return Message(message_id, "assistant", MEMORY, text, created_at, None)
+
+    if metadata.get("is_visually_hidden_from_conversation"):
+        skipped["message:hidden"] += 1
+        return None
+    if role == "system":
+        if not metadata.get("is_user_system_message"):
+            skipped["message:system"] += 1
+            return None
+        role = "user"
+    if recipient != "all":
+        skipped["message:not_for_the_person"] += 1
+        return None
+    if content_type in _NEVER_VISIBLE_TYPES:
+        skipped[f"message:{_NEVER_VISIBLE_TYPES[content_type]}"] += 1
+        return None
+    if content_type not in _TEXT_TYPES:
+        skipped["message:unknown_content_type"] += 1
+        unknown_types[str(content_type)] += 1
+        return None
+    if role == "tool" and content_type not in _TOOL_VISIBLE_TYPES:
+        skipped["message:tool_output"] += 1
+        return None
+    if role not in ("user", "assistant", "tool"):
+        skipped["message:unknown_role"] += 1
+        return None
+    text = _content_text(content, content_type)
+    if not text.strip():
+        skipped["message:empty"] += 1
+        return None
+    slug = metadata.get("model_slug") if role == "assistant" else None
+    return Message(message_id, role, content_type, text, created_at, slug)
+
+
+def linearize(
+    conversation: dict[str, Any], skipped: Counter[str], unknown_types: Counter[str]
+) -> Conversation | None:
+    """The conversation's visible messages in order, or ``None`` (counted) if it has none to give.
+
+    A conversation without a mapping, or marked "do not remember", yields ``None``.
+    """
+    if conversation.get("is_do_not_remember") is True:
+        skipped["conversation:do_not_remember"] += 1
+        return None
+    mapping = conversation.get("mapping")
+    if not isinstance(mapping, dict) or not mapping:
+        skipped["conversation:no_mapping"] += 1
+        return None
+    messages = []
+    for node in active_path(mapping, conversation.get("current_node")):
+        message = node.get("message")
+        if isinstance(message, dict):
+            row = _message(message, skipped, unknown_types)
+            if row is not None:
+                messages.append(row)
+    conversation_id = conversation.get("conversation_id") or conversation.get("id")
+    title = conversation.get("title")
+    return Conversation(
+        conversation_id if isinstance(conversation_id, str) else None,
+        title if isinstance(title, str) else None,
+        _number(conversation.get("create_time")),
+        messages,
+    )

@@ -1,0 +1,108 @@
+"""Linearizing a Claude.ai conversation (both export shapes) into its visible messages.
+
+The older bulk export lists ``chat_messages`` with no tree and not in sending order, so order
+is by time. The newer shape links messages by ``parent_message_uuid`` and names the branch shown
+last in ``current_leaf_message_uuid``: that path is followed, as for ChatGPT.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from soulprint_pipeline.rows import Conversation, Message
+
+_ROLES = {"human": "user", "assistant": "assistant"}
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _text(message: dict[str, Any]) -> str:
+    """Text blocks of ``content[]`` first (the newer shape leaves ``text`` empty), else ``text``."""
+    blocks = message.get("content")
+    pieces = []
+    if isinstance(blocks, list):
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "text":
+                text = block.get("text")
+                if isinstance(text, str) and text:
+                    pieces.append(text)
+    if not pieces and isinstance(message.get("text"), str):
+        pieces.append(message["text"])
+    files = [
+        item
+        for key in ("files_v2", "files", "attachments")
+        for item in (message.get(key) or ())
+        if isinstance(item, dict)
+    ]
+    if files and not any(piece.strip() for piece in pieces):
+        kinds = {item.get("file_kind") for item in files}
+        pieces.append("[image]" if kinds == {"image"} else "[attachment]")
+    return "\n".join(pieces)
+
+
+def _ordered(conversation: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    leaf = conversation.get("current_leaf_message_uuid")
+    by_id = {m.get("uuid"): m for m in messages if isinstance(m.get("uuid"), str)}
+    if isinstance(leaf, str) and leaf in by_id:
+        path: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        node_id: Any = leaf
+        while isinstance(node_id, str) and node_id in by_id and node_id not in seen:
+            seen.add(node_id)
+            path.append(by_id[node_id])
+            node_id = by_id[node_id].get("parent_message_uuid")
+        path.reverse()
+        return path
+    # No tree: order by time (stable for equal or missing times, which sort first).
+    return sorted(messages, key=lambda m: _seconds(m.get("created_at")) or float("-inf"))
+
+
+def linearize(
+    conversation: dict[str, Any], skipped: Counter[str], unknown_types: Counter[str]
+) -> Conversation | None:
+    """The conversation's visible messages in order (``unknown_types`` counts unknown senders)."""
+    raw_messages = conversation.get("chat_messages")
+    if not isinstance(raw_messages, list):
+        skipped["conversation:no_mapping"] += 1
+        return None
+    messages = []
+    model = conversation.get("model") if isinstance(conversation.get("model"), str) else None
+    for message in _ordered(conversation, [m for m in raw_messages if isinstance(m, dict)]):
+        role = _ROLES.get(message.get("sender"))
+        if role is None:
+            skipped["message:unknown_role"] += 1
+            unknown_types[f"sender:{message.get('sender')}"] += 1
+            continue
+        text = _text(message)
+        if not text.strip():
+            skipped["message:empty"] += 1
+            continue
+        messages.append(
+            Message(
+                message.get("uuid"),
+                role,
+                "text",
+                text,
+                _seconds(message.get("created_at")),
+                model if role == "assistant" else None,
+            )
+        )
+    conversation_id = conversation.get("uuid")
+    title = conversation.get("name")
+    return Conversation(
+        conversation_id if isinstance(conversation_id, str) else None,
+        title if isinstance(title, str) else None,
+        _seconds(conversation.get("created_at")),
+        messages,
+    )

@@ -1,0 +1,99 @@
+"""Writing record batches as numbered Parquet parts under any fsspec directory URL.
+
+Encoding and compressing Parquet is the expensive half of a parse; pyarrow does it outside the
+GIL, so a background thread writes parts while the parser fills the next batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_DONE = object()
+
+
+def part_name(index: int) -> str:
+    """The file name of the ``index``-th part (sorted names are reading order)."""
+    return f"part-{index:05d}.parquet"
+
+
+class PartWriter:
+    """Writes each batch as its own Parquet part, in order, on one background thread."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        compression: str = "zstd",
+        queue_depth: int = 2,
+    ) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.compression = compression
+        self.paths: list[str] = []
+        self.bytes_written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-parts", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not _DONE:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks on a dead writer
+            try:
+                self._write_part(batch)
+            except BaseException as error:  # re-raised in the producer's thread
+                self._error = error
+
+    def _write_part(self, batch: pa.RecordBatch) -> None:
+        path = f"{self.root}/{part_name(len(self.paths))}"
+        with self.fs.open(path, "wb") as handle:
+            pq.write_table(pa.Table.from_batches([batch]), handle, compression=self.compression)
+        self.paths.append(path)
+        self.bytes_written += self.fs.size(path)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Queue one batch as the next part (blocks while ``queue_depth`` parts are pending)."""
+        self._raise_if_failed()
+        self._queue.put(batch)
+
+    def write_all(self, batches: Iterable[pa.RecordBatch]) -> None:
+        """Queue every batch of ``batches``."""
+        for batch in batches:
+            self.write(batch)
+
+    def close(self) -> list[str]:
+        """Wait for every queued part to be written; return the part paths in order."""
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        self._raise_if_failed()
+        return self.paths
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        elif self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()

@@ -1,0 +1,164 @@
+"""The export reader: any fsspec URL in, bounded batches of message rows out.
+
+    reader = ExportReader("s3://uploads/user-1/export.zip")
+    for batch in reader.batches():      # pyarrow.RecordBatch, schema rows.SCHEMA
+        ...
+    reader.stats                         # counts, skips by reason, bytes read
+
+Memory is bounded by one conversation (kept lean by :mod:`jsonstream`) plus one batch,
+whatever the size of the export.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from soulprint_pipeline import chatgpt, claude
+from soulprint_pipeline.errors import EmptyExportError
+from soulprint_pipeline.jsonstream import backend_name, iter_conversations
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
+from soulprint_pipeline.storage import ReadLimits, open_export
+
+#: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class ReadStats:
+    """What the reader found; every field is a count or a name, never the person's text."""
+
+    container: str = ""  # json | gzip | zip
+    format: str = ""  # chatgpt | claude
+    documents: list[str] = field(default_factory=list)
+    backend: str = ""
+    conversations: int = 0  # conversation objects in the export, skipped ones included
+    conversations_with_messages: int = 0
+    messages: int = 0  # visible messages (rows other than profile signals)
+    custom_instructions: int = 0
+    memories: int = 0
+    rows: int = 0
+    batches: int = 0
+    bytes_read: int = 0  # stored bytes consumed (compressed, for a ZIP or gzip)
+    total_bytes: int = 0
+    first_message_at: float | None = None
+    last_message_at: float | None = None
+    skipped: Counter[str] = field(default_factory=Counter)
+    unknown_content_types: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        summary = asdict(self)
+        summary["skipped"] = dict(sorted(self.skipped.items()))
+        summary["unknown_content_types"] = dict(sorted(self.unknown_content_types.items()))
+        return summary
+
+
+@contextmanager
+def _relaxed_gc() -> Iterator[None]:
+    # The parse allocates millions of short-lived containers; Python's cyclic GC would scan
+    # them over and over (it costs up to 2x here) though none forms a cycle.
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 200_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+class ExportReader:
+    """Streams one export into message rows; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limits: ReadLimits | None = None,
+        storage_options: dict[str, Any] | None = None,
+        batch_rows: int = 100_000,
+        batch_text_chars: int = 32 * 1024 * 1024,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.url = url
+        self.limits = limits or ReadLimits()
+        self.storage_options = storage_options
+        self.batch_rows = batch_rows
+        self.batch_text_chars = batch_text_chars
+        self.on_progress = on_progress
+        self.stats = ReadStats(backend=backend_name())
+
+    def conversations(self) -> Iterator[Conversation]:
+        """Each conversation with at least one row, linearized, in export order."""
+        stats = self.stats
+        with open_export(self.url, self.limits, self.storage_options) as export, _relaxed_gc():
+            stats.container = export.container
+            stats.documents = list(export.members)
+            stats.total_bytes = export.total_bytes
+            for name, stream in export.documents():
+                for item in iter_conversations(stream, name, self.limits.max_node_bytes):
+                    stats.bytes_read = export.bytes_read
+                    if self.on_progress is not None:
+                        self.on_progress(stats.bytes_read, stats.total_bytes)
+                    if item is None:
+                        stats.skipped["conversation:not_an_object"] += 1
+                        continue
+                    stats.conversations += 1
+                    conversation = self._linearize(item)
+                    if conversation is not None:
+                        yield conversation
+            stats.bytes_read = export.total_bytes
+            if self.on_progress is not None:
+                self.on_progress(stats.bytes_read, stats.total_bytes)
+        if stats.conversations == 0:
+            raise EmptyExportError("The export holds no conversations.")
+
+    def _linearize(self, item: dict[str, Any]) -> Conversation | None:
+        stats = self.stats
+        dialect = claude if "chat_messages" in item else chatgpt
+        if not stats.format:
+            stats.format = "claude" if dialect is claude else "chatgpt"
+        conversation = dialect.linearize(item, stats.skipped, stats.unknown_content_types)
+        if conversation is None:
+            return None
+        if not conversation.messages:
+            stats.skipped["conversation:no_visible_messages"] += 1
+            return None
+        stats.conversations_with_messages += 1
+        for message in conversation.messages:
+            if message.content_type == CUSTOM_INSTRUCTIONS:
+                stats.custom_instructions += 1
+            elif message.content_type == MEMORY:
+                stats.memories += 1
+            else:
+                stats.messages += 1
+            created = message.created_at
+            if created is not None:
+                if stats.first_message_at is None or created < stats.first_message_at:
+                    stats.first_message_at = created
+                if stats.last_message_at is None or created > stats.last_message_at:
+                    stats.last_message_at = created
+        stats.rows += len(conversation.messages)
+        return conversation
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows as Arrow record batches of bounded size (see :class:`RowBatcher`)."""
+        batcher = RowBatcher(self.batch_rows, self.batch_text_chars)
+        for conversation in self.conversations():
+            for batch in batcher.add(conversation):
+                self.stats.batches += 1
+                yield batch
+        if len(batcher):
+            self.stats.batches += 1
+            yield batcher.flush()
+
+    def dataframes(self) -> Iterator[pd.DataFrame]:
+        """The rows as pandas DataFrames of bounded size."""
+        for batch in self.batches():
+            yield batch.to_pandas()
