@@ -12,7 +12,9 @@ import pytest
 
 from soulprint_pipeline.reader import ExportReader
 
-REAL = Path(os.environ.get("SOULPRINT_REAL_FIXTURES", Path(__file__).parents[2] / "shared/fixtures/real"))
+REAL = Path(
+    os.environ.get("SOULPRINT_REAL_FIXTURES", Path(__file__).parents[2] / "shared/fixtures/real")
+)
 
 EXPECTED_ROWS: dict[str, list[tuple[str | None, str, str, str]]] = {
     "chatgpt-librechat-export.json": [
@@ -41,8 +43,12 @@ EXPECTED_ROWS: dict[str, list[tuple[str | None, str, str, str]]] = {
         ("Citation Convo", "assistant", "text", "Signal Sciences is a web application security"),
     ],
     "chatgpt-librechat-modern-export.json": [
-        ("Deploying the staging cluster", "user", "custom_instructions",
-         "About me: The user is an SRE.\nHow to respond: Answer concisely."),
+        (
+            "Deploying the staging cluster",
+            "user",
+            "custom_instructions",
+            "About me: The user is an SRE.\nHow to respond: Answer concisely.",
+        ),
         ("Deploying the staging cluster", "user", "text", "How do I roll back the deploy?"),
         ("Deploying the staging cluster", "assistant", "text", "Run `helm rollback staging`."),
         ("Deploying the staging cluster", "user", "text", "And if that fails?"),
@@ -54,17 +60,32 @@ EXPECTED_ROWS: dict[str, list[tuple[str | None, str, str, str]]] = {
     "chatgpt-mitkury-branch.json": [
         ("Sample conversation with branch", "user", "text", "Hello! Can you help me"),
         ("Sample conversation with branch", "assistant", "text", "Of course! I'd be happy"),
-        ("Sample conversation with branch", "user", "text", "How do I write a function in JavaScript?"),
+        (
+            "Sample conversation with branch",
+            "user",
+            "text",
+            "How do I write a function in JavaScript?",
+        ),
         ("Sample conversation with branch", "assistant", "text", "Here's how to write a function"),
     ],
     # Non-canonical shapes: no current_node, assistant-written code output and quotes.
     "chatgpt-byegpt-content-types.json": [
         ("Test Conversation One", "user", "text", "What is Python?"),
-        ("Test Conversation One", "assistant", "text", "Python is a high-level programming language"),
+        (
+            "Test Conversation One",
+            "assistant",
+            "text",
+            "Python is a high-level programming language",
+        ),
         ("Test Conversation One", "assistant", "code", "```python\nprint('Hello, World!')\n```"),
         ("Test Conversation One", "assistant", "execution_output", "Hello, World!"),
         ("Test Conversation One", "user", "multimodal_text", "Look at this image:\n[image]"),
-        ("Test Conversation One", "assistant", "tether_quote", "According to the Python documentation"),
+        (
+            "Test Conversation One",
+            "assistant",
+            "tether_quote",
+            "According to the Python documentation",
+        ),
         (None, "user", "text", "Hello!"),
     ],
     # No current_node: the newest leaf of the branch is the second answer.
@@ -88,29 +109,57 @@ EXPECTED_ROWS: dict[str, list[tuple[str | None, str, str, str]]] = {
     ],
     # Newer Claude shape, a single object; content[] holds the words, not the empty `text`.
     "claude-osteele-bakery.json": [
-        ("Interactive Bakery Comparison Visualization", "user", "text", "Make an interactive visualization"),
-        ("Interactive Bakery Comparison Visualization", "assistant", "text", " I'll create an interactive"),
-        ("Interactive Bakery Comparison Visualization", "user", "text", "What are your ideas for extending"),
-        ("Interactive Bakery Comparison Visualization", "assistant", "text", " I'll suggest several"),
+        (
+            "Interactive Bakery Comparison Visualization",
+            "user",
+            "text",
+            "Make an interactive visualization",
+        ),
+        (
+            "Interactive Bakery Comparison Visualization",
+            "assistant",
+            "text",
+            " I'll create an interactive",
+        ),
+        (
+            "Interactive Bakery Comparison Visualization",
+            "user",
+            "text",
+            "What are your ideas for extending",
+        ),
+        (
+            "Interactive Bakery Comparison Visualization",
+            "assistant",
+            "text",
+            " I'll suggest several",
+        ),
     ],
 }
 
 EXPECTED_STATS = {
     "chatgpt-librechat-export.json": dict(
-        format="chatgpt", container="json", conversations=2,
+        format="chatgpt",
+        container="json",
+        conversations=2,
         skipped={"message:hidden": 2, "message:not_for_the_person": 4, "message:tool_output": 5},
     ),
     "chatgpt-librechat-tree.json": dict(conversations=1, skipped={"message:hidden": 1}),
     "chatgpt-librechat-citations.json": dict(conversations=1, skipped={"message:tool_output": 1}),
     "chatgpt-librechat-modern-export.json": dict(
-        conversations=3, messages=6, custom_instructions=1,
+        conversations=3,
+        messages=6,
+        custom_instructions=1,
         skipped={"conversation:no_mapping": 1},
     ),
     "chatgpt-mitkury-branch.json": dict(conversations=1, skipped={"message:system": 1}),
     "chatgpt-byegpt-content-types.json": dict(
         conversations=3,
-        skipped={"conversation:no_visible_messages": 1, "message:reasoning_recap": 1,
-                 "message:system": 1, "message:thoughts": 1},
+        skipped={
+            "conversation:no_visible_messages": 1,
+            "message:reasoning_recap": 1,
+            "message:system": 1,
+            "message:thoughts": 1,
+        },
     ),
     "chatgpt-contextcarry-gizmo.json": dict(conversations=2, skipped={}),
     "chatgpt-synthetic-export.zip": dict(container="zip", documents=["conversations.json"]),
