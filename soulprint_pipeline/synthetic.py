@@ -57,14 +57,15 @@ class ExportTruth:
     do_not_remember: int = 0  # conversations with is_do_not_remember true (rows not counted)
     without_mapping: int = 0  # corrupted conversations with no mapping/current_node (0 rows)
     custom_instructions: int = 0  # user_editable_context nodes on active paths
-    memories: int = 0  # assistant messages with recipient "bio" on active paths
+    memories: int = 0  # memory writes (recipient "bio") and model_editable_context on paths
     bytes_written: int = 0  # uncompressed JSON bytes (conversation JSON only)
 
 
 _VISIBLE_CONTENT_TYPES = frozenset(
     {"text", "multimodal_text", "code", "execution_output", "tether_quote"}
 )
-_VISIBLE_TOOL_CONTENT_TYPES = frozenset({"execution_output", "tether_quote"})
+# A browsing tool's quotes are plumbing; code output and generated images the person saw.
+_VISIBLE_TOOL_CONTENT_TYPES = frozenset({"execution_output", "multimodal_text"})
 
 
 def message_text(content: dict[str, Any]) -> str:
@@ -107,7 +108,7 @@ def classify_message(message: dict[str, Any] | None) -> str | None:
     recipient = message.get("recipient") or "all"
     if content_type == "user_editable_context":
         return "custom"
-    if role == "assistant" and recipient == "bio":
+    if content_type == "model_editable_context" or (role == "assistant" and recipient == "bio"):
         return "memory"
     if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
         return None

@@ -102,7 +102,7 @@ def _is_visible(message: dict[str, Any]) -> bool:
     if message.get("metadata", {}).get("is_visually_hidden_from_conversation"):
         return False
     if role == "tool":
-        allowed = {"execution_output", "tether_quote"}
+        allowed = {"execution_output", "multimodal_text"}  # code output, generated images
     elif role in ("user", "assistant"):
         allowed = {"text", "multimodal_text", "code", "execution_output", "tether_quote"}
     else:
@@ -129,7 +129,9 @@ def count(conversations: list[dict[str, Any]]) -> Counter[str]:
                 continue
             if message["content"].get("content_type") == "user_editable_context":
                 totals["custom_instructions"] += 1
-            elif message["author"]["role"] == "assistant" and message.get("recipient") == "bio":
+            elif message["content"].get("content_type") == "model_editable_context" or (
+                message["author"]["role"] == "assistant" and message.get("recipient") == "bio"
+            ):
                 totals["memories"] += 1
             elif _is_visible(message):
                 totals["visible_messages"] += 1

@@ -1,0 +1,50 @@
+"""The reader against the seeded generator's ground truth, in every container form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.storage import MiB
+from soulprint_pipeline.synthetic import FORMATS, write_export
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reader_matches_the_generators_truth(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"export.{fmt}"
+    truth = write_export(str(path), fmt=fmt, target_bytes=3 * MiB, seed=7)
+    reader = ExportReader(str(path), batch_rows=5_000)
+    content_types: dict[str, int] = {}
+    for batch in reader.batches():
+        assert batch.num_rows <= 5_000
+        for content_type in batch.column("content_type").to_pylist():
+            content_types[content_type] = content_types.get(content_type, 0) + 1
+    stats = reader.stats
+    assert stats.conversations == truth.conversations
+    assert stats.messages == truth.visible_messages
+    assert (
+        stats.custom_instructions == content_types[CUSTOM_INSTRUCTIONS] == truth.custom_instructions
+    )
+    assert stats.memories == content_types[MEMORY] == truth.memories
+    assert stats.skipped["conversation:do_not_remember"] == truth.do_not_remember
+    assert stats.skipped["conversation:no_mapping"] == truth.without_mapping
+    assert stats.unknown_content_types == {}
+    assert stats.bytes_read == stats.total_bytes == path.stat().st_size
+    assert {"text", "multimodal_text", "code", "execution_output"} <= set(content_types)
+
+
+def test_giant_conversation_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "giant.json"
+    truth = write_export(
+        str(path), fmt="json", target_bytes=24 * MiB, giant_conversation_bytes=20 * MiB, seed=3
+    )
+    reader = ExportReader(str(path))
+    conversations = reader.conversations()
+    first = next(conversations)
+    assert sum(len(m.text) for m in first.messages) > 15 * MiB
+    for _ in conversations:
+        pass
+    assert reader.stats.conversations == truth.conversations
