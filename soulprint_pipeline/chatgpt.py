@@ -10,6 +10,8 @@ reasoning messages are not part of the conversation a person read.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message
@@ -40,6 +42,8 @@ def _number(value: Any) -> float | None:
 
 
 def _node_time(node: Any) -> float:
+    if isinstance(node, dict) and _TIME in node:
+        return _NEG_INF if node[_TIME] is None else node[_TIME]
     message = node.get("message") if isinstance(node, dict) else None
     if isinstance(message, dict):
         created = _number(message.get("create_time"))
@@ -119,7 +123,7 @@ def _content_text(content: dict[str, Any], content_type: str) -> str:
     text = content.get("text")
     if not isinstance(text, str):
         text = _joined_parts(content)
-    if content_type == "code" and text.strip():
+    if content_type == "code" and not _blank(text):
         language = content.get("language")
         language = language if isinstance(language, str) and language != "unknown" else ""
         return f"```{language}\n{text}\n```"
@@ -137,70 +141,114 @@ def _custom_instructions(content: dict[str, Any]) -> str:
     return "\n".join(pieces)
 
 
-def _message(
-    message: dict[str, Any], skipped: Counter[str], unknown_types: Counter[str]
-) -> Message | None:
-    """The visible (or profile-signal) message of one node, or ``None`` with the reason counted."""
-    author = message.get("author")
-    role = author.get("role") if isinstance(author, dict) else None
-    content = message.get("content")
-    content = content if isinstance(content, dict) else {}
-    content_type = content.get("content_type")
-    metadata = message.get("metadata")
-    metadata = metadata if isinstance(metadata, dict) else {}
-    recipient = message.get("recipient") or "all"
-    created_at = _number(message.get("create_time"))
-    message_id = message.get("id")
+def _blank(text: str) -> bool:
+    return not text or text.isspace()  # without the copy ``strip()`` makes of long texts
 
+
+_new_message = partial(tuple.__new__, Message)  # skips NamedTuple's Python-level __new__
+_EMPTY: dict[str, Any] = {}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY  # lean objects subclass dict
+
+
+def classify(message: dict[str, Any]) -> Message | str:
+    """The visible (or profile-signal) message of one node, or the reason it is skipped.
+
+    A reason is a ``skipped`` counter key; an unknown content type is ``"unknown:<type>"``.
+    """
+    content = _dict(message.get("content"))
+    content_type = content.get("content_type")
+    role = _dict(message.get("author")).get("role")
+    metadata = _dict(message.get("metadata"))
+    recipient = message.get("recipient") or "all"
+    created_at = message.get("create_time")
+    if type(created_at) is not float:
+        created_at = _number(created_at)
+
+    # The common case first: a plain text turn between the person and the assistant.
+    if (
+        content_type == "text"
+        and recipient == "all"
+        and (role == "user" or role == "assistant")
+        and not metadata.get("is_visually_hidden_from_conversation")
+    ):
+        parts = content.get("parts")
+        if type(parts) is list and len(parts) == 1 and type(parts[0]) is str:
+            text = parts[0]
+        else:
+            text = _content_text(content, content_type)
+        if _blank(text):
+            return "message:empty"
+        slug = metadata.get("model_slug") if role == "assistant" else None
+        return _new_message((message.get("id"), role, "text", text, created_at, slug))
+
+    message_id = message.get("id")
     if content_type == "user_editable_context":
         text = _custom_instructions(content)
         if not text:
-            skipped["message:empty"] += 1
-            return None
+            return "message:empty"
         return Message(message_id, "user", CUSTOM_INSTRUCTIONS, text, created_at, None)
     if content_type == "model_editable_context":
         text = content.get("model_set_context")
-        if not isinstance(text, str) or not text.strip():
-            skipped["message:empty"] += 1
-            return None
+        if not isinstance(text, str) or _blank(text):
+            return "message:empty"
         return Message(message_id, "assistant", MEMORY, text, created_at, None)
     if recipient == "bio" and role == "assistant":
         text = _content_text(content, content_type or "text")
-        if not text.strip():
-            skipped["message:empty"] += 1
-            return None
+        if _blank(text):
+            return "message:empty"
         return Message(message_id, "assistant", MEMORY, text, created_at, None)
 
     if metadata.get("is_visually_hidden_from_conversation"):
-        skipped["message:hidden"] += 1
-        return None
+        return "message:hidden"
     if role == "system":
         if not metadata.get("is_user_system_message"):
-            skipped["message:system"] += 1
-            return None
+            return "message:system"
         role = "user"
     if recipient != "all":
-        skipped["message:not_for_the_person"] += 1
-        return None
+        return "message:not_for_the_person"
     if content_type in _NEVER_VISIBLE_TYPES:
-        skipped[f"message:{_NEVER_VISIBLE_TYPES[content_type]}"] += 1
-        return None
+        return f"message:{_NEVER_VISIBLE_TYPES[content_type]}"
     if content_type not in _TEXT_TYPES:
-        skipped["message:unknown_content_type"] += 1
-        unknown_types[str(content_type)] += 1
-        return None
+        return f"unknown:{content_type}"
     if role == "tool" and content_type not in _TOOL_VISIBLE_TYPES:
-        skipped["message:tool_output"] += 1
-        return None
+        return "message:tool_output"
     if role not in ("user", "assistant", "tool"):
-        skipped["message:unknown_role"] += 1
-        return None
+        return "message:unknown_role"
     text = _content_text(content, content_type)
-    if not text.strip():
-        skipped["message:empty"] += 1
-        return None
+    if _blank(text):
+        return "message:empty"
     slug = metadata.get("model_slug") if role == "assistant" else None
     return Message(message_id, role, content_type, text, created_at, slug)
+
+
+#: Keys of a compacted node (see :func:`compact_node`); not JSON keys of any export.
+_RESULT = "\x00result"
+_TIME = "\x00time"
+
+
+def compact_node(node: dict[str, Any], keep_text: Callable[[str], Any]) -> dict[str, Any]:
+    """A finished mapping node reduced to what linearizing needs: links, time and its result.
+
+    Used while parsing a huge conversation, node by node, so the conversation never exists in
+    memory whole; ``keep_text`` may move a message's text out of memory (see TextSpill).
+    """
+    message = node.get("message")
+    result: Message | str | None = None
+    created_at = None
+    if isinstance(message, dict):
+        result = classify(message)
+        created_at = _number(message.get("create_time"))
+        if isinstance(result, Message):
+            result = result._replace(text=keep_text(result.text))
+    return {
+        "parent": node.get("parent"),
+        "children": node.get("children"),
+        _RESULT: result,
+        _TIME: created_at,
+    }
 
 
 def linearize(
@@ -219,11 +267,21 @@ def linearize(
         return None
     messages = []
     for node in active_path(mapping, conversation.get("current_node")):
-        message = node.get("message")
-        if isinstance(message, dict):
-            row = _message(message, skipped, unknown_types)
-            if row is not None:
-                messages.append(row)
+        if _RESULT in node:
+            result = node[_RESULT]
+        else:
+            message = node.get("message")
+            result = classify(message) if isinstance(message, dict) else None
+        if result is None:
+            continue
+        if type(result) is str:
+            if result.startswith("unknown:"):
+                skipped["message:unknown_content_type"] += 1
+                unknown_types[result.removeprefix("unknown:")] += 1
+            else:
+                skipped[result] += 1
+        else:
+            messages.append(result)
     conversation_id = conversation.get("conversation_id") or conversation.get("id")
     title = conversation.get("title")
     return Conversation(

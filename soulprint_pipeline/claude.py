@@ -45,7 +45,7 @@ def _text(message: dict[str, Any]) -> str:
         for item in (message.get(key) or ())
         if isinstance(item, dict)
     ]
-    if files and not any(piece.strip() for piece in pieces):
+    if files and all(not piece or piece.isspace() for piece in pieces):
         kinds = {item.get("file_kind") for item in files}
         pieces.append("[image]" if kinds == {"image"} else "[attachment]")
     return "\n".join(pieces)
@@ -85,7 +85,7 @@ def linearize(
             unknown_types[f"sender:{message.get('sender')}"] += 1
             continue
         text = _text(message)
-        if not text.strip():
+        if not text or text.isspace():
             skipped["message:empty"] += 1
             continue
         messages.append(

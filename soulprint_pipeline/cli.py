@@ -10,6 +10,7 @@ import time
 from soulprint_pipeline.errors import ExportError
 from soulprint_pipeline.parquet_parts import PartWriter
 from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.storage import MiB, ReadLimits
 
 
@@ -25,7 +26,7 @@ def parse_command(args: argparse.Namespace) -> int:
     """Parse one export into Parquet parts and print a one-line JSON summary."""
     started = time.perf_counter()
     reader = ExportReader(args.export_url, limits=_limits(args))
-    with PartWriter(args.out) as writer:
+    with PartWriter(args.out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
         writer.write_all(reader.batches())
     seconds = time.perf_counter() - started
     summary = reader.stats.as_dict()

@@ -1,14 +1,18 @@
 """Streaming the conversations out of one JSON document with ijson, in bounded memory.
 
-ijson's C backend builds each conversation as Python objects at C speed. Two things keep that
-lean on real exports, where one long-running chat can hold 100 MB of pasted documents:
+ijson's C backend builds each conversation as plain Python objects at C speed; that is the fast
+path, and it costs memory in proportion to the conversation (about five times its JSON). Real
+exports hold a few long-running chats with 100 MB of pasted documents, so when the bytes fed to
+the parser since the last conversation ended pass ``lean_after_bytes``, the document is read
+again from the start in lean mode (the conversations already yielded are skipped):
 
-* The objects it builds are of :func:`_lean_object_type`, a ``dict`` whose ``__setitem__`` drops
-  every member the linearizers never read (citations, search results, tool payloads, ...) as soon
-  as it is built, so a conversation costs little more than the text that will become rows.
-* The bytes fed to the parser since the last completed conversation node are bounded, so a
-  monstrous value (yajl buffers a whole token, in time quadratic in its length) is rejected
-  after ``max_node_bytes`` instead of being parsed.
+* Lean objects are of :func:`_lean_object_type`, a ``dict`` whose ``__setitem__`` drops every
+  member the linearizers never read (citations, search results, tool payloads, ...), so a
+  conversation costs little more than the text that will become rows. The hook is a Python call
+  per member, which is why it is not the default.
+* In lean mode the bytes fed since the last conversation node began are bounded by
+  ``max_node_bytes``, so a monstrous value (yajl buffers a whole token, in time quadratic in its
+  length) is rejected instead of being parsed.
 
 yajl's own error messages quote the JSON around the fault, which is the person's own words, so
 they are never passed on: errors name the byte range the parser had reached instead.
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO, Protocol
 
 import ijson
 
@@ -110,13 +115,22 @@ def backend_name() -> str:
     return getattr(backend, "backend_name", None) or getattr(backend, "backend", "unknown")
 
 
-class ParserFeed:
-    """The byte stream handed to ijson: counts what it feeds and enforces the node bound."""
+class _ReadLeanly(Exception):
+    """Internal: a conversation outgrew the fast path; read the document again, leanly."""
 
-    def __init__(self, stream: BinaryIO, document: str, max_node_bytes: int) -> None:
+
+class ParserFeed:
+    """The byte stream handed to ijson: counts what it feeds and bounds one conversation or node.
+
+    In fast mode the bound is on the bytes of one conversation and passing it asks for a lean
+    re-read; in lean mode it is on one node and passing it rejects the export.
+    """
+
+    def __init__(self, stream: BinaryIO, document: str, bound: int, lean: bool) -> None:
         self._stream = stream
         self._document = document
-        self._max_node_bytes = max_node_bytes
+        self._bound = bound
+        self._lean = lean
         self._pending = b""
         self.fed = 0  # bytes handed to the parser so far
         self.last_chunk = 0
@@ -131,7 +145,7 @@ class ParserFeed:
         return head
 
     def mark(self) -> None:
-        """Note that the parser completed a node: the bound restarts here."""
+        """Note that the parser completed a conversation or began a node: the bound restarts."""
         self._marked_at = self.fed
 
     def read(self, size: int = -1) -> bytes:
@@ -141,10 +155,12 @@ class ParserFeed:
             data, self._pending = self._pending, b""
         else:
             data = self._stream.read(size)
-        if self.fed - self._marked_at > self._max_node_bytes:
+        if self.fed - self._marked_at > self._bound:
+            if not self._lean:
+                raise _ReadLeanly
             raise OversizedValueError(
                 f"{self._document}: one conversation message is larger than "
-                f"{self._max_node_bytes // MiB} MB (ending past byte {self.fed:,}), "
+                f"{self._bound // MiB} MB (ending past byte {self.fed:,}), "
                 "over the limit for one message."
             )
         self.fed += len(data)
@@ -157,8 +173,19 @@ class ParserFeed:
         return f"{self._document}, between bytes {start:,} and {self.fed:,}"
 
 
-def _lean_object_type(on_node: Callable[[], None]) -> type[dict]:
+class NodeCompactor(Protocol):
+    """Reduces finished nodes of a conversation parsed in lean mode (see chatgpt.compact_node)."""
+
+    def compact(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The finished ``node``, reduced."""
+
+    def reset(self) -> None:
+        """The conversation being parsed is done with."""
+
+
+def _lean_object_type(on_node: Callable[[], None], compactor: NodeCompactor | None) -> type[dict]:
     set_member = dict.__setitem__
+    get_member = dict.__getitem__
     kept = _KEPT_MEMBERS
 
     # ijson's builder adds an object to its parent as soon as the object starts, then fills it,
@@ -183,6 +210,10 @@ def _lean_object_type(on_node: Callable[[], None]) -> type[dict]:
         __slots__ = ()
 
         def __setitem__(self, key: str, value: Any) -> None:
+            if compactor is not None and self:
+                # a new node starts, so the one before it is finished: compact it
+                previous = next(reversed(self))
+                set_member(self, previous, compactor.compact(get_member(self, previous)))
             set_member(self, key, value)
             on_node()
 
@@ -236,20 +267,53 @@ _PROBE_ITEMS = 100
 
 
 def iter_conversations(
-    stream: BinaryIO, document: str, max_node_bytes: int
+    open_stream: Callable[[], AbstractContextManager[BinaryIO]],
+    document: str,
+    *,
+    max_node_bytes: int,
+    lean_after_bytes: int,
+    compactor: NodeCompactor | None = None,
 ) -> Iterator[dict[str, Any] | None]:
-    """Yield each conversation object of one JSON document, lean; ``None`` for non-objects.
+    """Yield each conversation object of one JSON document; ``None`` for items that are not objects.
 
+    ``open_stream`` opens the document from its start (it is called again for a lean re-read).
+    In lean mode, ``compactor`` reduces each finished node as the next one starts; it is reset
+    after each conversation, once the consumer is done with it.
     Raises an :class:`~soulprint_pipeline.errors.ExportError` for a document that is not an
     export or whose JSON is broken, naming the byte range where the parser stopped.
     """
-    feed = ParserFeed(stream, document, max_node_bytes)
+    yielded = 0
+    lean = False
+    while True:
+        try:
+            with open_stream() as stream:
+                items = _items(stream, document, lean, max_node_bytes, lean_after_bytes, compactor)
+                for index, item in enumerate(items):
+                    if index >= yielded:  # after a lean re-read, skip what was yielded
+                        yielded += 1
+                        yield item
+                    if lean and compactor is not None:
+                        compactor.reset()
+            return
+        except _ReadLeanly:
+            lean = True
+
+
+def _items(
+    stream: BinaryIO,
+    document: str,
+    lean: bool,
+    max_node_bytes: int,
+    lean_after_bytes: int,
+    compactor: NodeCompactor | None,
+) -> Iterator[dict[str, Any] | None]:
+    feed = ParserFeed(stream, document, max_node_bytes if lean else lean_after_bytes, lean)
     prefix = _item_prefix(feed.peek(_PEEK_BYTES))
-    lean_object = _lean_object_type(feed.mark)
+    object_type = _lean_object_type(feed.mark, compactor) if lean else None
     probe: list[Any] = []
     seen_conversation = False
     try:
-        for item in ijson_backend().items(feed, prefix, map_type=lean_object, use_float=True):
+        for item in ijson_backend().items(feed, prefix, map_type=object_type, use_float=True):
             feed.mark()
             if _is_conversation(item):
                 seen_conversation = True

@@ -33,11 +33,15 @@ class PartWriter:
         *,
         storage_options: dict[str, Any] | None = None,
         compression: str = "zstd",
-        queue_depth: int = 2,
+        queue_depth: int = 1,
+        dictionary_columns: list[str] | bool = True,
     ) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         self.fs.makedirs(self.root, exist_ok=True)
         self.compression = compression
+        # Dictionary-encoding free text only costs memory and time; callers name the columns
+        # with few distinct values.
+        self.dictionary_columns = dictionary_columns
         self.paths: list[str] = []
         self.bytes_written = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_depth)
@@ -55,11 +59,21 @@ class PartWriter:
                 self._error = error
 
     def _write_part(self, batch: pa.RecordBatch) -> None:
+        # Encode into memory first: writing through a Python file object would take the GIL
+        # for every write pyarrow makes, stalling the parser in the other thread.
+        buffer = pa.BufferOutputStream()
+        pq.write_table(
+            pa.Table.from_batches([batch]),
+            buffer,
+            compression=self.compression,
+            use_dictionary=self.dictionary_columns,
+        )
+        encoded = buffer.getvalue()
         path = f"{self.root}/{part_name(len(self.paths))}"
         with self.fs.open(path, "wb") as handle:
-            pq.write_table(pa.Table.from_batches([batch]), handle, compression=self.compression)
+            handle.write(encoded)
         self.paths.append(path)
-        self.bytes_written += self.fs.size(path)
+        self.bytes_written += encoded.size
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

@@ -16,15 +16,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from soulprint_pipeline import chatgpt, claude
 from soulprint_pipeline.errors import EmptyExportError
 from soulprint_pipeline.jsonstream import backend_name, iter_conversations
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
+from soulprint_pipeline.spill import TextSpill
 from soulprint_pipeline.storage import ReadLimits, open_export
 
 #: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
@@ -41,6 +45,7 @@ class ReadStats:
     backend: str = ""
     conversations: int = 0  # conversation objects in the export, skipped ones included
     conversations_with_messages: int = 0
+    # Row counts below are kept by batches(); conversations() alone leaves them at zero.
     messages: int = 0  # visible messages (rows other than profile signals)
     custom_instructions: int = 0
     memories: int = 0
@@ -73,6 +78,19 @@ def _relaxed_gc() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
+class _Compactor:
+    """Compacts the nodes of a huge ChatGPT conversation as they finish, spilling their texts."""
+
+    def __init__(self, spill: TextSpill) -> None:
+        self._spill = spill
+
+    def compact(self, node: dict[str, Any]) -> dict[str, Any]:
+        return chatgpt.compact_node(node, self._spill.keep)
+
+    def reset(self) -> None:
+        self._spill.reset()
+
+
 class ExportReader:
     """Streams one export into message rows; see the module docstring."""
 
@@ -82,8 +100,8 @@ class ExportReader:
         *,
         limits: ReadLimits | None = None,
         storage_options: dict[str, Any] | None = None,
-        batch_rows: int = 100_000,
-        batch_text_chars: int = 32 * 1024 * 1024,
+        batch_rows: int = 50_000,
+        batch_text_chars: int = 4 * 1024 * 1024,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.url = url
@@ -93,16 +111,38 @@ class ExportReader:
         self.batch_text_chars = batch_text_chars
         self.on_progress = on_progress
         self.stats = ReadStats(backend=backend_name())
+        self._spill = TextSpill(batch_text_chars)
 
     def conversations(self) -> Iterator[Conversation]:
-        """Each conversation with at least one row, linearized, in export order."""
+        """Each conversation with at least one row, linearized, in export order.
+
+        Texts are whole strings here, so a huge conversation is held in memory whole; the
+        batches are the bounded way to read an export.
+        """
+        for conversation in self._conversations():
+            if self._spill.in_use:
+                messages = [
+                    m._replace(text=self._spill.text(m.text)) for m in conversation.messages
+                ]
+                conversation = conversation._replace(messages=messages)
+            yield conversation
+
+    def _conversations(self) -> Iterator[Conversation]:
+        # Message texts of a huge conversation may wait in the spill file (see spill.py).
         stats = self.stats
+        compactor = _Compactor(self._spill)
         with open_export(self.url, self.limits, self.storage_options) as export, _relaxed_gc():
             stats.container = export.container
             stats.documents = list(export.members)
             stats.total_bytes = export.total_bytes
-            for name, stream in export.documents():
-                for item in iter_conversations(stream, name, self.limits.max_node_bytes):
+            for name, open_stream in export.documents():
+                for item in iter_conversations(
+                    open_stream,
+                    name,
+                    max_node_bytes=self.limits.max_node_bytes,
+                    lean_after_bytes=self.limits.lean_after_bytes,
+                    compactor=compactor,
+                ):
                     stats.bytes_read = export.bytes_read
                     if self.on_progress is not None:
                         self.on_progress(stats.bytes_read, stats.total_bytes)
@@ -116,6 +156,7 @@ class ExportReader:
             stats.bytes_read = export.total_bytes
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
+        self._spill.close()
         if stats.conversations == 0:
             raise EmptyExportError("The export holds no conversations.")
 
@@ -131,32 +172,37 @@ class ExportReader:
             stats.skipped["conversation:no_visible_messages"] += 1
             return None
         stats.conversations_with_messages += 1
-        for message in conversation.messages:
-            if message.content_type == CUSTOM_INSTRUCTIONS:
-                stats.custom_instructions += 1
-            elif message.content_type == MEMORY:
-                stats.memories += 1
-            else:
-                stats.messages += 1
-            created = message.created_at
-            if created is not None:
-                if stats.first_message_at is None or created < stats.first_message_at:
-                    stats.first_message_at = created
-                if stats.last_message_at is None or created > stats.last_message_at:
-                    stats.last_message_at = created
-        stats.rows += len(conversation.messages)
         return conversation
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows as Arrow record batches of bounded size (see :class:`RowBatcher`)."""
-        batcher = RowBatcher(self.batch_rows, self.batch_text_chars)
-        for conversation in self.conversations():
+        batcher = RowBatcher(self.batch_rows, self.batch_text_chars, text_of=self._spill.text)
+        for conversation in self._conversations():
             for batch in batcher.add(conversation):
-                self.stats.batches += 1
-                yield batch
+                yield self._counted(batch)
         if len(batcher):
-            self.stats.batches += 1
-            yield batcher.flush()
+            yield self._counted(batcher.flush())
+
+    def _counted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        # Counting in Arrow, a batch at a time, keeps a Python loop off every message.
+        stats = self.stats
+        stats.batches += 1
+        stats.rows += batch.num_rows
+        for entry in pc.value_counts(batch.column("content_type")).to_pylist():
+            if entry["values"] == CUSTOM_INSTRUCTIONS:
+                stats.custom_instructions += entry["counts"]
+            elif entry["values"] == MEMORY:
+                stats.memories += entry["counts"]
+            else:
+                stats.messages += entry["counts"]
+        bounds = pc.min_max(batch.column("created_at").cast(pa.int64())).as_py()
+        if bounds["min"] is not None:
+            first, last = bounds["min"] / 1e6, bounds["max"] / 1e6
+            if stats.first_message_at is None or first < stats.first_message_at:
+                stats.first_message_at = first
+            if stats.last_message_at is None or last > stats.last_message_at:
+                stats.last_message_at = last
+        return batch
 
     def dataframes(self) -> Iterator[pd.DataFrame]:
         """The rows as pandas DataFrames of bounded size."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Roles of visible messages. Profile signals keep the role of whoever wrote them.
 ROLES = ("user", "assistant", "tool")
@@ -32,6 +34,8 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+#: Columns with few distinct values per part, worth dictionary-encoding in Parquet.
+DICTIONARY_COLUMNS = ["conversation_id", "conversation_title", "role", "content_type", "model_slug"]
 
 
 class Message(NamedTuple):
@@ -40,7 +44,7 @@ class Message(NamedTuple):
     message_id: str | None
     role: str
     content_type: str
-    text: str
+    text: str  # or, inside the reader, a spill.SpilledText of a huge conversation
     created_at: float | None  # seconds since the epoch, UTC
     model_slug: str | None
 
@@ -67,9 +71,15 @@ class RowBatcher:
     larger than the bound is split across batches).
     """
 
-    def __init__(self, max_rows: int = 100_000, max_text_chars: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_rows: int = 50_000,
+        max_text_chars: int = 4 * 1024 * 1024,
+        text_of: Callable[[Any], str] | None = None,
+    ) -> None:
         self.max_rows = max_rows
         self.max_text_chars = max_text_chars
+        self._text_of = text_of  # resolves texts that wait in a spill file
         self._reset()
 
     def _reset(self) -> None:
@@ -80,60 +90,64 @@ class RowBatcher:
     def __len__(self) -> int:
         return self._rows
 
-    def add(self, conversation: Conversation) -> list[pa.RecordBatch]:
-        """Add one conversation's rows; return the batches that became full (often none)."""
-        full: list[pa.RecordBatch] = []
-        (
-            conv_ids,
-            titles,
-            conv_created,
-            message_ids,
-            positions,
-            roles,
-            content_types,
-            texts,
-            created,
-            slugs,
-        ) = self._columns
-        conv_id, title = conversation.conversation_id, conversation.title
-        conv_micros = to_micros(conversation.created_at)
-        for position, message in enumerate(conversation.messages):
-            conv_ids.append(conv_id)
-            titles.append(title)
-            conv_created.append(conv_micros)
-            message_ids.append(message.message_id)
-            positions.append(position)
-            roles.append(message.role)
-            content_types.append(message.content_type)
-            texts.append(message.text)
-            created.append(to_micros(message.created_at))
-            slugs.append(message.model_slug)
-            self._rows += 1
-            self._text_chars += len(message.text)
+    def add(self, conversation: Conversation) -> Iterator[pa.RecordBatch]:
+        """Add one conversation's rows, yielding each batch as it fills (often none).
+
+        A generator, so a huge conversation never has all its batches alive at once: iterate
+        it to the end.
+        """
+        messages = conversation.messages
+        start = 0
+        while start < len(messages):
+            end = start
+            while (
+                end < len(messages)
+                and self._rows + end - start < self.max_rows
+                and self._text_chars < self.max_text_chars
+            ):
+                self._text_chars += len(messages[end].text)
+                end += 1
+            self._extend(conversation, start, end)
             if self._rows >= self.max_rows or self._text_chars >= self.max_text_chars:
-                full.append(self.flush())
-                (
-                    conv_ids,
-                    titles,
-                    conv_created,
-                    message_ids,
-                    positions,
-                    roles,
-                    content_types,
-                    texts,
-                    created,
-                    slugs,
-                ) = self._columns
-        return full
+                yield self.flush()
+            start = end
+
+    def _extend(self, conversation: Conversation, start: int, end: int) -> None:
+        count = end - start
+        columns = self._columns
+        columns[0].extend([conversation.conversation_id] * count)
+        columns[1].extend([conversation.title] * count)
+        columns[2].extend([to_micros(conversation.created_at)] * count)
+        # transpose the messages' fields in C: one tuple per column
+        message_ids, roles, content_types, texts, created, slugs = zip(
+            *conversation.messages[start:end], strict=True
+        )
+        columns[3].extend(message_ids)
+        columns[4].extend(range(start, end))
+        columns[5].extend(roles)
+        columns[6].extend(content_types)
+        if self._text_of is not None and any(type(text) is not str for text in texts):
+            texts = [self._text_of(text) for text in texts]
+        columns[7].extend(texts)
+        columns[8].extend(created)
+        columns[9].extend(slugs)
+        self._rows += count
 
     def flush(self) -> pa.RecordBatch:
         """The rows collected so far as one record batch; the batcher starts empty again."""
-        batch = pa.RecordBatch.from_arrays(
-            [
-                pa.array(column, type=field.type)
-                for column, field in zip(self._columns, SCHEMA, strict=True)
-            ],
-            schema=SCHEMA,
-        )
+        arrays = [
+            pa.array(column, type=field.type)
+            for column, field in zip(self._columns, SCHEMA, strict=True)
+            if field.name not in ("text", "created_at")
+        ]
+        # pa.array(str) caches a UTF-8 copy inside every non-ASCII str it converts (slower, and
+        # memory held until the str dies); encoding to bytes ourselves is about twice as fast.
+        texts = pa.array([text.encode() for text in self._columns[7]], pa.binary())
+        arrays.insert(7, texts.view(pa.string()))
+        # message times arrive as float seconds: scale them in Arrow rather than per row
+        seconds = pa.array(self._columns[8], type=pa.float64())
+        micros = pc.cast(pc.round(pc.multiply(seconds, 1_000_000)), pa.int64())
+        arrays.insert(8, micros.cast(_UTC_MICROS))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
         self._reset()
         return batch

@@ -13,9 +13,10 @@ import posixpath
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 import fsspec
@@ -43,6 +44,9 @@ class ReadLimits:
     #: Largest single conversation node (ChatGPT) or message (Claude) the parser will buffer.
     #: yajl buffers a whole token before it yields it, in time quadratic in its length.
     max_node_bytes: int = 16 * MiB
+    #: A conversation whose JSON outgrows this is parsed again in lean mode (see jsonstream):
+    #: the fast path holds about five times a conversation's JSON size in memory.
+    lean_after_bytes: int = 16 * MiB
 
 
 class CountingFile:
@@ -167,26 +171,37 @@ class OpenedExport:
     raw: CountingFile
     limits: ReadLimits
     _zip: zipfile.ZipFile | None = None
+    _progress: int = 0
 
     @property
     def bytes_read(self) -> int:
-        """Stored (compressed) bytes consumed so far: progress is this over ``total_bytes``."""
-        return min(self.raw.bytes_read, self.total_bytes)
+        """Stored (compressed) bytes consumed so far: progress is this over ``total_bytes``.
 
-    def documents(self) -> Iterator[tuple[str, BinaryIO]]:
-        """Yield each JSON document as a binary stream, one at a time, in reading order."""
+        Never moves backwards, also when a document is read a second time.
+        """
+        self._progress = max(self._progress, min(self.raw.bytes_read, self.total_bytes))
+        return self._progress
+
+    def documents(self) -> Iterator[tuple[str, Callable[[], AbstractContextManager[BinaryIO]]]]:
+        """Each JSON document's name and an opener that streams it from its start."""
+        for name in self.members:
+            yield name, partial(self._open_document, name)
+
+    @contextmanager
+    def _open_document(self, name: str) -> Iterator[BinaryIO]:
         if self.container == "json":
             self.raw.seek(0)
-            yield self.members[0], self.raw  # type: ignore[misc]
+            self.raw.bytes_read = 0
+            yield self.raw  # type: ignore[misc]
         elif self.container == "gzip":
             self.raw.seek(0)
+            self.raw.bytes_read = 0
             with gzip.GzipFile(fileobj=self.raw, mode="rb") as stream:  # type: ignore[arg-type]
-                yield self.members[0], _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
+                yield _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
         else:
             assert self._zip is not None
-            for name in self.members:
-                with self._zip.open(name) as stream:
-                    yield name, _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
+            with self._zip.open(name) as stream:
+                yield _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
 
 
 def _check_zip_budget(archive: zipfile.ZipFile, members: list[str], limits: ReadLimits) -> None:

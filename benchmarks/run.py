@@ -1,0 +1,108 @@
+"""``make bench``: the reader's speed and memory on generated exports, against bare ijson.
+
+Every figure is measured in this run, on exports generated at run time (never committed):
+each measurement runs in a fresh process (``benchmarks.measure``) so its peak RSS is its own,
+and each is repeated with the baseline interleaved, keeping the best time of each, because
+these machines share their cores with neighbours.
+
+    python -m benchmarks.run [--size 1GB] [--small 200MB] [--giant 100MB] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from soulprint_pipeline.synthetic import parse_size, write_export
+
+MiB = 1024 * 1024
+
+
+def measure(mode: str, export: Path, out: Path) -> dict:
+    """Run one measurement in a fresh interpreter and return its JSON result."""
+    command = [sys.executable, "-m", "benchmarks.measure", mode, str(export), str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def best_of(repeat: int, export: Path, out: Path) -> tuple[dict, dict]:
+    """The best bare and pipeline runs of ``repeat`` interleaved pairs."""
+    bare: list[dict] = []
+    pipeline: list[dict] = []
+    for _ in range(repeat):
+        bare.append(measure("bare", export, out))
+        pipeline.append(measure("pipeline", export, out))
+    return min(bare, key=lambda r: r["seconds"]), min(pipeline, key=lambda r: r["seconds"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", default="1GB", help="the large export (default: %(default)s)")
+    parser.add_argument("--small", default="200MB", help="the small export, for RSS growth")
+    parser.add_argument("--giant", default="100MB", help="one conversation this big")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--workdir", default=None, help="where exports are generated")
+    args = parser.parse_args(argv)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="soulprint-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "parts"
+    size, small, giant = parse_size(args.size), parse_size(args.small), parse_size(args.giant)
+    cases = [
+        (f"{args.size} JSON", "json", size, 0),
+        (f"{args.size} ZIP", "zip", size, 0),
+        (f"{args.size} gzip", "gzip", size, 0),
+        (f"{args.small} JSON", "json", small, 0),
+        (f"{args.giant} conversation", "json", giant + giant // 2, giant),
+    ]
+    rows = []
+    for label, fmt, target, giant_bytes in cases:
+        export = workdir / f"export-{fmt}-{target}.{fmt}"
+        started = time.perf_counter()
+        write_export(
+            str(export), fmt=fmt, target_bytes=target, giant_conversation_bytes=giant_bytes, seed=1
+        )
+        print(f"generated {label} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        bare, pipeline = best_of(args.repeat, export, out)
+        export_mb = target / MiB
+        rows.append(
+            {
+                "case": label,
+                "stored_mb": round(export.stat().st_size / MiB, 1),
+                "bare_mb_s": round(export_mb / bare["seconds"], 1),
+                "pipeline_mb_s": round(export_mb / pipeline["seconds"], 1),
+                "ratio": round(bare["seconds"] / pipeline["seconds"], 2),
+                "bare_rss_mb": round(bare["peak_rss_mb"]),
+                "pipeline_rss_mb": round(pipeline["peak_rss_mb"]),
+                "rows": pipeline["rows"],
+                "parts": pipeline["parts"],
+            }
+        )
+        export.unlink()
+
+    header = (
+        f"{'case':24} {'stored MB':>9} {'bare MB/s':>9} {'ours MB/s':>9} {'ratio':>6} "
+        f"{'bare RSS':>8} {'our RSS':>8} {'rows':>9}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['case']:24} {r['stored_mb']:9.1f} {r['bare_mb_s']:9.1f} {r['pipeline_mb_s']:9.1f} "
+            f"{r['ratio']:5.2f}x {r['bare_rss_mb']:7d}M {r['pipeline_rss_mb']:7d}M {r['rows']:9d}"
+        )
+    by_case = {r["case"]: r for r in rows}
+    growth = (
+        by_case[f"{args.size} JSON"]["pipeline_rss_mb"]
+        / by_case[f"{args.small} JSON"]["pipeline_rss_mb"]
+    )
+    print(f"peak RSS {args.size} / {args.small}: {growth:.2f}x")
+    print(json.dumps({"results": rows, "rss_growth": round(growth, 2)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Keeping a huge conversation's message texts on disk rather than in memory.
+
+A conversation's rows can be cut only once its active branch is known, and that is known only
+once the whole conversation is parsed. For ordinary conversations the texts wait in memory; a
+long-running chat with 100 MB of pasted documents would not fit the reader's memory budget
+(Python holds non-ASCII text at up to four bytes a character), so past a budget its texts wait
+in a temporary file instead and are read back as its rows are batched.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO
+
+
+class SpilledText:
+    """Where one message's text waits in the spill file; ``len()`` is its length in characters."""
+
+    __slots__ = ("offset", "nbytes", "chars")
+
+    def __init__(self, offset: int, nbytes: int, chars: int) -> None:
+        self.offset = offset
+        self.nbytes = nbytes
+        self.chars = chars
+
+    def __len__(self) -> int:
+        return self.chars
+
+
+class TextSpill:
+    """Holds up to ``budget_chars`` of one conversation's texts in memory, the rest on disk."""
+
+    def __init__(self, budget_chars: int = 4 * 1024 * 1024) -> None:
+        self.budget_chars = budget_chars
+        self._held = 0
+        self._file: IO[bytes] | None = None
+        self.in_use = False  # some text of the current conversation is on disk
+
+    def keep(self, text: str) -> str | SpilledText:
+        """``text`` itself while within budget, else a reference to it in the spill file."""
+        if self._held + len(text) <= self.budget_chars:
+            self._held += len(text)
+            return text
+        if self._file is None:
+            # lives across calls, closed by close()
+            self._file = tempfile.TemporaryFile(prefix="soulprint-spill-")  # noqa: SIM115
+        data = text.encode()
+        offset = self._file.seek(0, 2)
+        self._file.write(data)
+        self.in_use = True
+        return SpilledText(offset, len(data), len(text))
+
+    def text(self, value: str | SpilledText) -> str:
+        """The text behind ``value``."""
+        if type(value) is str:
+            return value
+        assert self._file is not None and isinstance(value, SpilledText)
+        self._file.seek(value.offset)
+        return self._file.read(value.nbytes).decode()
+
+    def reset(self) -> None:
+        """Forget the current conversation's texts (its rows have been batched)."""
+        self._held = 0
+        if self.in_use and self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+        self.in_use = False
+
+    def close(self) -> None:
+        """Delete the spill file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
