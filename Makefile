@@ -4,6 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEMO_USER ?= demo-user
+DEMO_EXPORT := data/uploads/$(DEMO_USER)/export.zip
+export DAGSTER_HOME
+
 .PHONY: install test lint bench demo dev clean
 
 $(INSTALLED): pyproject.toml
@@ -22,6 +27,23 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+$(DEMO_EXPORT): | $(INSTALLED)
+	$(PY) -m soulprint_pipeline.synthetic $(DEMO_EXPORT).partial --size 50MB --format zip --seed 7
+	mv $(DEMO_EXPORT).partial $(DEMO_EXPORT)
+
+# The main job on the embedded defaults: a generated 50 MB export for one demo user, imported
+# through the three assets on the local instance (the run shows in `make dev` afterwards).
+demo: install $(DAGSTER_HOME)/dagster.yaml $(DEMO_EXPORT)
+	$(VENV)/bin/soulprint-pipeline import $(DEMO_EXPORT) --user $(DEMO_USER)
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster instance concurrency set llm 2
+	$(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

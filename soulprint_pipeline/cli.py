@@ -40,6 +40,69 @@ def parse_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_command(args: argparse.Namespace) -> int:
+    """Import one export for one user through the real asset graph, on a persistent instance."""
+    import logging
+    import os
+    from pathlib import Path
+
+    import dagster as dg
+
+    from soulprint_pipeline.users import validate_user_id
+
+    user_id = validate_user_id(args.user)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").absolute())))
+    home.mkdir(parents=True, exist_ok=True)
+    from soulprint_pipeline.definitions import defs
+    from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+    from soulprint_pipeline.progress import QUEUED, ProgressTracker
+
+    progress_log = logging.getLogger("soulprint_pipeline.progress")
+    progress_log.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress_log.addHandler(handler)
+
+    export_url = (
+        args.export_url if "://" in args.export_url else str(Path(args.export_url).absolute())
+    )
+    with dg.DagsterInstance.get() as instance:
+        if not instance.has_dynamic_partition(users.name, user_id):
+            instance.add_dynamic_partitions(users.name, [user_id])
+        profiles = defs.resources["profiles"]
+        ProgressTracker(user_id, profiles.store).start(QUEUED)
+        result = defs.resolve_job_def("import_user").execute_in_process(
+            instance=instance,
+            partition_key=user_id,
+            tags={UPLOAD_TAG: export_url},
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        row = profiles.store.get(user_id) or {}
+    print(f"\nrun {result.run_id} in {home}: {'succeeded' if result.success else 'failed'}")
+    shown = _printable(row)
+    markdown = shown.pop("soulprint_text", None)
+    print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+    if markdown:
+        print("\n" + markdown)
+    if not result.success:
+        print(
+            f"soulprint-pipeline: {row.get('import_error') or 'the import failed'}", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def _printable(row: dict) -> dict:
+    """The user_profiles row, with the JSON columns shown as JSON."""
+    shown = dict(row)
+    for column in ("soul_md", "identity_md", "user_md", "agents_md", "tools_md"):
+        if isinstance(shown.get(column), str):
+            shown[column] = json.loads(shown[column])
+    shown.pop("soulprint", None)  # the same sections as the *_md columns
+    return shown
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``soulprint-pipeline``."""
     parser = argparse.ArgumentParser(prog="soulprint-pipeline", description=__doc__)
@@ -70,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap on decompression ratio (default: %(default)s)",
     )
     parse.set_defaults(handler=parse_command)
+
+    importer = commands.add_parser(
+        "import",
+        help="run the three assets for one user on this export, on the local Dagster instance",
+    )
+    importer.add_argument("export_url", help="path or fsspec URL of the export")
+    importer.add_argument("--user", required=True, help="the user id (the partition key)")
+    importer.set_defaults(handler=import_command)
     return parser
 
 

@@ -55,12 +55,14 @@ class ReadStats:
     total_bytes: int = 0
     first_message_at: float | None = None
     last_message_at: float | None = None
+    roles: Counter[str] = field(default_factory=Counter)  # rows by role
     skipped: Counter[str] = field(default_factory=Counter)
     unknown_content_types: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
         summary = asdict(self)
+        summary["roles"] = dict(sorted(self.roles.items()))
         summary["skipped"] = dict(sorted(self.skipped.items()))
         summary["unknown_content_types"] = dict(sorted(self.unknown_content_types.items()))
         return summary
@@ -195,6 +197,8 @@ class ExportReader:
                 stats.memories += entry["counts"]
             else:
                 stats.messages += entry["counts"]
+        for entry in pc.value_counts(batch.column("role")).to_pylist():
+            stats.roles[entry["values"]] += entry["counts"]
         bounds = pc.min_max(batch.column("created_at").cast(pa.int64())).as_py()
         if bounds["min"] is not None:
             first, last = bounds["min"] / 1e6, bounds["max"] / 1e6
@@ -203,6 +207,10 @@ class ExportReader:
             if stats.last_message_at is None or last > stats.last_message_at:
                 stats.last_message_at = last
         return batch
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        """Iterating a reader iterates its batches (so it can be handed over as an output)."""
+        return self.batches()
 
     def dataframes(self) -> Iterator[pd.DataFrame]:
         """The rows as pandas DataFrames of bounded size."""

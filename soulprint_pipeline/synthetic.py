@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
 import sys
@@ -1466,6 +1467,7 @@ def write_export(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     giant = giant_conversation_bytes
     if fmt in ("json", "wrapped"):
         with open(path, "wb") as out:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from soulprint_pipeline_tests.postgres import postgres_profiles_url, postgres_url  # noqa: F401
+
 S3_BUCKET = "user-imports"
 
 

@@ -1,0 +1,14 @@
+"""The code location: assembles the assets, jobs, sensors and resources."""
+
+import dagster as dg
+
+from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.jobs import import_failure_sensor, import_user
+from soulprint_pipeline.defs.resources import default_resources
+
+defs = dg.Definitions(
+    assets=[raw_export, conversation_batches, quick_pass_soulprint],
+    jobs=[import_user],
+    sensors=[import_failure_sensor],
+    resources=default_resources(),
+)

@@ -1,0 +1,1 @@
+"""The Dagster layer: thin glue around the library (assets, IO manager, resources, sensors)."""

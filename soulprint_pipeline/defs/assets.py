@@ -1,0 +1,125 @@
+"""The per-user asset graph: raw export -> conversation batches -> quick-pass soulprint."""
+
+import dagster as dg
+
+from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
+from soulprint_pipeline.defs.model import SOULPRINT_VERSION, SoulprintModel
+from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
+from soulprint_pipeline.lake import StoredParts
+from soulprint_pipeline.progress import (
+    DOWNLOADING,
+    GENERATING,
+    PARSING,
+    ProgressTracker,
+    is_quiet,
+    now,
+)
+from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.soulprint import render_markdown, section_markdown
+from soulprint_pipeline.users import validate_user_id
+
+GROUP = "soulprint"
+
+
+def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> ProgressTracker:
+    """This step's progress: to ``user_profiles`` and, live, to the run's event log."""
+    user_id = validate_user_id(context.partition_key)
+    store = profiles.store
+    new_upload = UPLOAD_TAG in context.run.tags
+
+    def observe(stage: str, percent: int) -> None:
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=user_id,
+                metadata={"stage": stage, "progress_percent": percent},
+            )
+        )
+
+    return ProgressTracker(
+        user_id, store, quiet=is_quiet(store, user_id, new_upload), listener=observe
+    )
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name=GROUP,
+    kinds={"file"},
+    io_manager_key="lake",
+)
+def raw_export(
+    context: dg.AssetExecutionContext, uploads: UploadsResource, profiles: ProfilesResource
+) -> dg.Output:
+    """A person's export exactly as uploaded, copied into the lake (sha256, size, container)."""
+    tracker = _tracker(context, profiles)
+    tracker.start(DOWNLOADING, processing_started_at=now(), import_error=None)
+    user_id = tracker.user_id
+    tagged = context.run.tags.get(UPLOAD_TAG)
+    upload = uploads.upload_at(tagged, user_id) if tagged else uploads.latest_upload(user_id)
+    context.log.info(f"importing {upload.url} ({upload.size:,} bytes)")
+    return dg.Output(
+        ExportCopy(
+            upload,
+            uploads.s3.storage_options(upload.url),
+            on_progress=lambda done, total: tracker.advance(DOWNLOADING, done / max(total, 1)),
+        ),
+        metadata={"upload_identity": upload.identity},
+    )
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name=GROUP,
+    kinds={"parquet"},
+    io_manager_key="lake",
+)
+def conversation_batches(
+    context: dg.AssetExecutionContext, raw_export: ExportReader, profiles: ProfilesResource
+) -> dg.Output:
+    """Parsed messages of one user's export, one row per visible message, in Parquet parts."""
+    tracker = _tracker(context, profiles)
+    tracker.start(PARSING)
+    raw_export.on_progress = lambda done, total: tracker.advance(PARSING, done / max(total, 1))
+    # The reader is consumed by the IO manager, part by part, as it writes the Parquet parts.
+    return dg.Output(raw_export)
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name=GROUP,
+    kinds={"json"},
+    io_manager_key="lake",
+    code_version=f"soulprint-v{SOULPRINT_VERSION}",
+    pool="llm",
+)
+def quick_pass_soulprint(
+    context: dg.AssetExecutionContext,
+    conversation_batches: StoredParts,
+    profiles: ProfilesResource,
+    llm: SoulprintModel,
+) -> dg.Output:
+    """The person's quick-pass soulprint: five sections, also mirrored into user_profiles."""
+    tracker = _tracker(context, profiles)
+    manifest = conversation_batches.manifest
+    totals = {
+        "total_conversations": manifest.get("conversations", 0),
+        "total_messages": manifest.get("rows", 0),
+    }
+    tracker.start(GENERATING, **totals)
+    generated = llm.generate(
+        conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.8 * f)
+    )
+    sections = generated.sections
+    columns = {
+        **totals,
+        "soulprint": sections,
+        "soulprint_text": render_markdown(sections),
+        **section_markdown(sections),
+        "ai_name": sections["identity"]["ai_name"],
+        "archetype": sections["identity"]["archetype"],
+    }
+    return dg.Output(
+        SoulprintToSave(sections, on_saved=lambda: tracker.complete(columns)),
+        metadata=generated.metadata,
+    )

@@ -1,0 +1,8 @@
+"""One dynamic partition per user; the key is the user id."""
+
+import dagster as dg
+
+users = dg.DynamicPartitionsDefinition(name="users")
+
+#: Run tag naming the upload a run imports (set by the upload sensor and the import command).
+UPLOAD_TAG = "soulprint/upload"

@@ -1,0 +1,205 @@
+"""Resources, configured from the environment, with embedded defaults under one data folder.
+
+Secrets are ``dg.EnvVar`` (resolved at run time, never baked into the code location) and only
+when the variable is set; plain settings are read when definitions load, as
+dagster-open-platform does.
+"""
+
+import logging
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import fsspec
+from pydantic import PrivateAttr
+
+from soulprint_pipeline.errors import StorageError
+from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError, open_profile_store
+from soulprint_pipeline.users import validate_user_id
+
+#: Where the embedded defaults keep everything: uploads, lake, user_profiles.
+DATA_DIR = Path(os.getenv("SOULPRINT_DATA_DIR", "data")).absolute()
+
+
+def secret(name: str) -> Any:
+    """``dg.EnvVar(name)`` when the variable is set, else ``None`` (the field's default)."""
+    return dg.EnvVar(name) if os.getenv(name) else None
+
+
+class S3Settings(dg.ConfigurableResource):
+    """Storage's S3 credentials (Supabase Storage's S3 keys), apart from Bedrock's AWS ones."""
+
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str | None = None
+
+    def storage_options(self, url: str) -> dict[str, Any]:
+        """fsspec options for ``url``: s3fs credentials for ``s3://``, nothing otherwise."""
+        if not url.startswith(("s3://", "s3a://")):
+            return {}
+        client_kwargs: dict[str, Any] = {}
+        if self.endpoint_url:
+            client_kwargs["endpoint_url"] = self.endpoint_url
+        if self.region:
+            client_kwargs["region_name"] = self.region
+        options: dict[str, Any] = {"client_kwargs": client_kwargs}
+        if self.access_key_id:
+            options["key"] = self.access_key_id
+            options["secret"] = self.secret_access_key
+        return options
+
+
+def s3_settings_from_env() -> S3Settings:
+    """S3 settings from ``SOULPRINT_S3_*``."""
+    return S3Settings(
+        endpoint_url=os.getenv("SOULPRINT_S3_ENDPOINT_URL"),
+        access_key_id=secret("SOULPRINT_S3_ACCESS_KEY_ID"),
+        secret_access_key=secret("SOULPRINT_S3_SECRET_ACCESS_KEY"),
+        region=os.getenv("SOULPRINT_S3_REGION"),
+    )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One object in the uploads bucket: ``{uploads}/{user_id}/{name}``."""
+
+    url: str
+    user_id: str
+    name: str
+    size: int
+    modified: float  # seconds since the epoch
+    identity: str  # ETag or size+mtime: changes when the object is replaced
+
+
+def _modified(info: dict[str, Any]) -> float:
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
+
+
+class UploadsResource(dg.ConfigurableResource):
+    """The uploads bucket (``SOULPRINT_UPLOADS_URL``): a folder, ``s3://`` or any fsspec URL."""
+
+    url: str
+    s3: S3Settings
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for reading uploads."""
+        return self.s3.storage_options(self.url)
+
+    def _fs(self) -> tuple[Any, str]:
+        return fsspec.core.url_to_fs(self.url, **self.storage_options())
+
+    def upload_at(self, url: str, user_id: str) -> Upload:
+        """The upload at ``url`` (any fsspec URL, e.g. from a run tag)."""
+        fs, path = fsspec.core.url_to_fs(url, **self.s3.storage_options(url))
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise StorageError(f"The upload {url} is not in storage.") from None
+        return Upload(
+            url=url,
+            user_id=user_id,
+            name=posixpath.basename(path),
+            size=int(info.get("size") or 0),
+            modified=_modified(info),
+            identity=str(info.get("ETag") or f"{info.get('size')}-{_modified(info)}").strip('"'),
+        )
+
+    def uploads_of(self, user_id: str) -> list[Upload]:
+        """Every upload under ``{uploads}/{user_id}/``, oldest first."""
+        fs, root = self._fs()
+        folder = posixpath.join(root, validate_user_id(user_id))
+        try:
+            entries = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        uploads = [
+            Upload(
+                url=_as_url(self.url, entry["name"]),
+                user_id=user_id,
+                name=posixpath.basename(entry["name"]),
+                size=int(entry.get("size") or 0),
+                modified=_modified(entry),
+                identity=str(entry.get("ETag") or f"{entry.get('size')}-{_modified(entry)}").strip(
+                    '"'
+                ),
+            )
+            for entry in entries
+            if entry.get("type") == "file" and not posixpath.basename(entry["name"]).startswith(".")
+        ]
+        return sorted(uploads, key=lambda upload: (upload.modified, upload.name))
+
+    def latest_upload(self, user_id: str) -> Upload:
+        """The newest upload of ``user_id``; a clear error if there is none."""
+        uploads = self.uploads_of(user_id)
+        if not uploads:
+            raise StorageError(
+                f"No export has been uploaded for user {user_id} (nothing under "
+                f"{posixpath.join(self.url, user_id)}/)."
+            )
+        return uploads[-1]
+
+
+def _as_url(base_url: str, path: str) -> str:
+    if "://" in base_url:
+        protocol = base_url.split("://", 1)[0]
+        return path if path.startswith(f"{protocol}://") else f"{protocol}://{path}"
+    return path
+
+
+class ProfilesResource(dg.ConfigurableResource):
+    """The app's ``user_profiles`` (``SOULPRINT_PROFILES_URL``): SQLite, Postgres or Supabase."""
+
+    url: str
+    supabase_service_role_key: str | None = None
+    _store: ProfileStore | None = PrivateAttr(default=None)
+    _schema_ready: bool = PrivateAttr(default=False)
+
+    @property
+    def store(self) -> ProfileStore:
+        """The open store; its table is created or brought up to date on first use.
+
+        A mirror that is down does not stop an import: the schema check is retried on the next
+        use, progress writes are skipped, and only the final status write fails the step.
+        """
+        if self._store is None:
+            self._store = open_profile_store(
+                self.url, service_role_key=self.supabase_service_role_key
+            )
+        if not self._schema_ready:
+            try:
+                self._store.ensure_schema()
+                self._schema_ready = True
+            except ProfileStoreError as error:
+                logging.getLogger(__name__).warning("user_profiles is unreachable: %s", error)
+        return self._store
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def default_resources() -> dict[str, Any]:
+    """The resources of the embedded defaults, overridden by the environment."""
+    from soulprint_pipeline.defs.io_manager import LakeIOManager
+    from soulprint_pipeline.defs.model import SoulprintModel
+
+    s3 = s3_settings_from_env()
+    return {
+        "uploads": UploadsResource(
+            url=os.getenv("SOULPRINT_UPLOADS_URL", str(DATA_DIR / "uploads")), s3=s3
+        ),
+        "lake": LakeIOManager(url=os.getenv("SOULPRINT_LAKE_URL", str(DATA_DIR / "lake")), s3=s3),
+        "profiles": ProfilesResource(
+            url=os.getenv(
+                "SOULPRINT_PROFILES_URL", f"sqlite:///{DATA_DIR / 'user_profiles.sqlite3'}"
+            ),
+            supabase_service_role_key=secret("SUPABASE_SERVICE_ROLE_KEY"),
+        ),
+        "llm": SoulprintModel(backend=os.getenv("SOULPRINT_MODEL", "offline")),
+    }

@@ -1,0 +1,210 @@
+"""Import progress: the stages a person sees in the app, mirrored into ``user_profiles``.
+
+One :class:`ProgressTracker` per step of an import run. Percent never moves backwards, writes
+to the mirror are throttled (a 2 GB parse must not hammer the database), a mirror that is down
+only costs progress updates, and the final status write is retried until it lands or fails
+the step, so the app is never left saying ``processing`` for a finished import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError
+
+log = logging.getLogger(__name__)
+
+
+class Stage(NamedTuple):
+    """A named stage and the span of percents it advances through."""
+
+    name: str
+    start: int
+    end: int
+
+
+QUEUED = Stage("Queued", 0, 0)
+DOWNLOADING = Stage("Downloading export", 0, 20)
+PARSING = Stage("Parsing conversations", 20, 50)
+GENERATING = Stage("Generating soulprint", 50, 100)
+COMPLETE = Stage("Complete", 100, 100)
+
+MAX_ERROR_CHARS = 500
+
+#: Called with (stage name, percent) for every update that is written (or would be, if quiet).
+Listener = Callable[[str, int], None]
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def is_quiet(store: ProfileStore | None, user_id: str, new_upload: bool) -> bool:
+    """Whether a run must leave the person's row alone until it has a new soulprint to save.
+
+    A re-run of a user who is already ``complete`` without a new upload (a backfill, a prompt
+    change) keeps them ``complete`` with their last good soulprint in the app, whatever
+    happens to the run; its progress shows in Dagster only.
+    """
+    if store is None or new_upload:
+        return False
+    try:
+        row = store.get(user_id)
+    except ProfileStoreError as error:
+        log.warning("could not read user_profiles for %s: %s", user_id, error)
+        return False
+    return bool(row) and row.get("import_status") == "complete"
+
+
+class ProgressTracker:
+    """Monotone, throttled progress of one step of one user's import."""
+
+    def __init__(
+        self,
+        user_id: str,
+        store: ProfileStore | None,
+        *,
+        quiet: bool = False,
+        listener: Listener | None = None,
+        min_interval: float = 1.0,
+        final_attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.user_id = user_id
+        self.store = store
+        self.quiet = quiet
+        self.listener = listener
+        self.min_interval = min_interval
+        self.final_attempts = final_attempts
+        self.backoff_seconds = backoff_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self.stage: str | None = None
+        self.percent = -1
+        self._last_write = float("-inf")
+
+    def start(self, stage: Stage, **fields: Any) -> None:
+        """Enter ``stage`` at its first percent (written at once); ``fields`` go to the row too."""
+        self.advance(stage, 0.0, force=True, **fields)
+
+    def advance(self, stage: Stage, fraction: float, *, force: bool = False, **fields: Any) -> None:
+        """Report ``fraction`` (0-1) of ``stage`` done; written at most once per interval."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        percent = max(self.percent, stage.start + round((stage.end - stage.start) * fraction))
+        changed_stage = stage.name != self.stage
+        if percent == self.percent and not changed_stage and not fields:
+            return
+        if not (force or changed_stage) and self._clock() - self._last_write < self.min_interval:
+            return
+        self.stage, self.percent = stage.name, percent
+        self._last_write = self._clock()
+        log.info("%s: %3d%%  %s", self.user_id, percent, stage.name)
+        if self.listener is not None:
+            self.listener(stage.name, percent)
+        if self.quiet or self.store is None:
+            return
+        row = {
+            "import_status": "processing",
+            "import_stage": stage.name,
+            "progress_percent": percent,
+            **fields,
+        }
+        try:
+            self.store.upsert(self.user_id, row)
+        except ProfileStoreError as error:  # the import goes on; only the app's view lags
+            log.warning("progress write for %s skipped: %s", self.user_id, error)
+
+    def complete(self, fields: Mapping[str, Any]) -> None:
+        """Save the finished import (status ``complete``, 100 %) with ``fields``, retrying."""
+        log.info("%s: %3d%%  %s", self.user_id, 100, COMPLETE.name)
+        if self.listener is not None:
+            self.listener(COMPLETE.name, 100)
+        self.stage, self.percent = COMPLETE.name, 100
+        row = dict(fields)
+        if not self.quiet:
+            row.update(
+                import_status="complete",
+                import_stage=COMPLETE.name,
+                progress_percent=100,
+                import_error=None,
+            )
+        self._write_final(row)
+
+    def fail(self, message: str) -> None:
+        """Record a failed import with a user-safe ``message`` (unless this run is quiet)."""
+        if self.quiet or self.store is None:
+            return
+        self._write_final(
+            {
+                "import_status": "failed",
+                "import_stage": self.stage or QUEUED.name,
+                "import_error": message[:MAX_ERROR_CHARS],
+            }
+        )
+
+    def _write_final(self, row: Mapping[str, Any]) -> None:
+        if self.store is None:
+            return
+        delay = self.backoff_seconds
+        for attempt in range(1, self.final_attempts + 1):
+            try:
+                self.store.upsert(self.user_id, row)
+                return
+            except ProfileStoreError as error:
+                if attempt == self.final_attempts:
+                    raise
+                log.warning(
+                    "final status write for %s failed (attempt %d): %s",
+                    self.user_id,
+                    attempt,
+                    error,
+                )
+                self._sleep(delay)
+                delay *= 2
+
+
+def user_safe_message(error: BaseException) -> str:
+    """What the person is told about a failed import: specific, and never their own text.
+
+    Errors of this library carry messages written for that; any other error is named only by
+    its type, since its message may quote data.
+    """
+    from soulprint_pipeline.errors import ExportError
+    from soulprint_pipeline.profiles import ProfileStoreError
+    from soulprint_pipeline.users import InvalidUserIdError
+
+    cause: BaseException | None = error
+    while cause is not None:  # Dagster wraps step errors; look for ours inside
+        if isinstance(cause, ExportError | InvalidUserIdError):
+            return str(cause)[:MAX_ERROR_CHARS]
+        if isinstance(cause, ProfileStoreError):
+            return "The import finished but its result could not be saved; it will be retried."
+        cause = cause.__cause__ or cause.__context__
+    return f"The import failed unexpectedly ({type(error).__name__}); the team has been told."
+
+
+def record_failure(store: ProfileStore, user_id: str, message: str) -> bool:
+    """Mark the user's import ``failed`` with ``message`` unless they are ``complete``.
+
+    A user who is ``complete`` keeps their last good soulprint whatever happens to a re-run
+    (see :func:`is_quiet`). Returns whether the row was changed.
+    """
+    row = store.get(user_id) or {}
+    if row.get("import_status") == "complete":
+        return False
+    store.upsert(
+        user_id,
+        {
+            "import_status": "failed",
+            "import_stage": row.get("import_stage") or QUEUED.name,
+            "import_error": message[:MAX_ERROR_CHARS],
+        },
+    )
+    return True

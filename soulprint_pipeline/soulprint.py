@@ -1,0 +1,1518 @@
+"""The soulprint: its five sections, their validation and rendering, and the offline model.
+
+Every model backend returns the same five JSON objects (see DESIGN.md, "The soulprint's
+sections"); :func:`validate_sections` is the one gate they all pass through, so the app always
+reads complete, well-typed sections::
+
+    sections = validate_sections(raw)              # fills gaps, rejects wrong types
+    soulprint_text = render_markdown(sections)     # what the app shows
+    columns = section_markdown(sections)           # {"soul_md": "<JSON text>", ...}
+
+The offline model needs no network and no key: :class:`ProfileEvidence` accumulates bounded
+statistics from the message rows (``rows.SCHEMA`` record batches), and
+:func:`offline_soulprint` turns them into sections deterministically::
+
+    evidence = ProfileEvidence()
+    for batch in ExportReader(url).batches():
+        evidence.add(batch)
+    sections = offline_soulprint(evidence)
+    evidence_summary(evidence)                     # counts and rates only, never text
+
+Times are UTC (exports carry no time zone), and languages are told apart by Unicode script
+plus a few common function words, so the profile says what the data supports and no more: a
+string without evidence is :data:`NOT_ENOUGH_DATA`, a list without evidence is empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+
+__all__ = [
+    "KEYWORD_LIMIT",
+    "KEYWORD_PRUNE_TO",
+    "NOT_ENOUGH_DATA",
+    "SECTION_FIELDS",
+    "SECTION_NAMES",
+    "STOPWORDS",
+    "ProfileEvidence",
+    "SoulprintValidationError",
+    "evidence_summary",
+    "offline_soulprint",
+    "render_markdown",
+    "section_markdown",
+    "validate_sections",
+]
+
+# --------------------------------------------------------------------------- the sections
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+SECTION_NAMES = ("soul", "identity", "user", "agents", "tools")
+NOT_ENOUGH_DATA = "not enough data"
+
+#: Each section's fields and their JSON type (``str``, or ``list`` of strings), in the order
+#: they are stored and rendered.
+SECTION_FIELDS: dict[str, dict[str, type]] = {
+    "soul": {
+        "communication_style": str,
+        "personality_traits": list,
+        "tone_preferences": str,
+        "boundaries": str,
+        "humor_style": str,
+        "formality_level": str,
+        "emotional_patterns": str,
+    },
+    "identity": {
+        "ai_name": str,
+        "archetype": str,
+        "vibe": str,
+        "emoji_style": str,
+        "signature_greeting": str,
+    },
+    "user": {
+        "name": str,
+        "location": str,
+        "occupation": str,
+        "relationships": list,
+        "interests": list,
+        "life_context": str,
+        "preferred_address": str,
+    },
+    "agents": {
+        "response_style": str,
+        "behavioral_rules": list,
+        "context_adaptation": str,
+        "memory_directives": str,
+        "do_not": list,
+    },
+    "tools": {
+        "likely_usage": list,
+        "capabilities_emphasis": list,
+        "output_preferences": str,
+        "depth_preference": str,
+    },
+}
+
+#: Lists longer than this are cut (DESIGN.md asks for 3-7 traits and rules).
+LIST_LIMITS = {"personality_traits": 7, "behavioral_rules": 7}
+MAX_LIST_ITEMS = 12
+MAX_STRING_CHARS = 2000
+
+_SECTION_TITLES = {name: name.capitalize() for name in SECTION_NAMES}
+_FIELD_LABELS = {"ai_name": "AI name", "do_not": "Do not"}
+
+
+class SoulprintValidationError(ValueError):
+    """A model's sections do not fit the schema; the message names ``section.field``."""
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_placeholder(text: str) -> bool:
+    return text.rstrip(".").strip().casefold() == NOT_ENOUGH_DATA
+
+
+def _clean_string(text: str) -> str:
+    text = text.strip()
+    if not text or _is_placeholder(text):
+        return NOT_ENOUGH_DATA
+    if len(text) > MAX_STRING_CHARS:
+        text = text[: MAX_STRING_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def validate_sections(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check and normalize a model's sections into the schema of :data:`SECTION_FIELDS`.
+
+    Missing sections and fields (or ``null`` ones) are filled: strings with
+    :data:`NOT_ENOUGH_DATA`, lists with ``[]``. Unknown sections and fields are dropped.
+    Strings are stripped (an empty one, or any spelling of "not enough data", becomes
+    :data:`NOT_ENOUGH_DATA`; very long ones are cut to ``MAX_STRING_CHARS``). List items must
+    be strings; they are stripped, blanks and duplicates dropped, and the list cut to its limit
+    (7 for ``personality_traits`` and ``behavioral_rules``, ``MAX_LIST_ITEMS`` otherwise).
+
+    Raises :class:`SoulprintValidationError`, naming ``section.field`` and the expected type,
+    when a value has the wrong type, and when ``identity.ai_name`` is "Assistant" (any case).
+    """
+    if not isinstance(raw, Mapping):
+        raise SoulprintValidationError(
+            f"soulprint: expected an object of sections, got {_type_name(raw)}"
+        )
+    sections: dict[str, dict[str, Any]] = {}
+    for section, fields in SECTION_FIELDS.items():
+        given = raw.get(section)
+        if given is None:
+            given = {}
+        if not isinstance(given, Mapping):
+            raise SoulprintValidationError(
+                f"{section}: expected an object, got {_type_name(given)}"
+            )
+        clean: dict[str, Any] = {}
+        for field, kind in fields.items():
+            where = f"{section}.{field}"
+            value = given.get(field)
+            if value is None:
+                clean[field] = NOT_ENOUGH_DATA if kind is str else []
+            elif kind is str:
+                if not isinstance(value, str):
+                    raise SoulprintValidationError(
+                        f"{where}: expected a string, got {_type_name(value)}"
+                    )
+                clean[field] = _clean_string(value)
+            else:
+                if not isinstance(value, list | tuple):
+                    raise SoulprintValidationError(
+                        f"{where}: expected a list of strings, got {_type_name(value)}"
+                    )
+                items: list[str] = []
+                for index, item in enumerate(value):
+                    if not isinstance(item, str):
+                        raise SoulprintValidationError(
+                            f"{where}[{index}]: expected a string, got {_type_name(item)}"
+                        )
+                    item = _clean_string(item)
+                    if item != NOT_ENOUGH_DATA and item not in items:
+                        items.append(item)
+                clean[field] = items[: LIST_LIMITS.get(field, MAX_LIST_ITEMS)]
+        sections[section] = clean
+    ai_name = sections["identity"]["ai_name"]
+    if ai_name.strip(" .!\"'").casefold() == "assistant":
+        raise SoulprintValidationError(
+            f"identity.ai_name: expected a creative name, not {ai_name!r}"
+        )
+    return sections
+
+
+def _cap(text: str) -> str:
+    """``text`` with its first letter upper-cased (``str.capitalize`` lowers the rest)."""
+    return text[:1].upper() + text[1:]
+
+
+def _label(field: str) -> str:
+    return _FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+def render_markdown(sections: Mapping[str, Any]) -> str:
+    """The sections as readable markdown (the ``soulprint_text`` the app shows).
+
+    One ``## Title`` heading per section, one ``**Label:** value`` line per field, lists as
+    bullets (an empty list reads "not enough data"). The input is validated first.
+    """
+    sections = validate_sections(sections)
+    lines: list[str] = []
+    for section, fields in SECTION_FIELDS.items():
+        if lines:
+            lines.append("")
+        lines.append(f"## {_SECTION_TITLES[section]}")
+        lines.append("")
+        for field in fields:
+            value = sections[section][field]
+            if isinstance(value, list):
+                if value:
+                    lines.append(f"**{_label(field)}:**")
+                    lines.extend(f"- {item}" for item in value)
+                else:
+                    lines.append(f"**{_label(field)}:** {NOT_ENOUGH_DATA}")
+            else:
+                lines.append(f"**{_label(field)}:** {value}")
+    return "\n".join(lines) + "\n"
+
+
+def section_markdown(sections: Mapping[str, Any]) -> dict[str, str]:
+    """The per-section columns: ``{"soul_md": <JSON text of soul>, ..., "tools_md": ...}``.
+
+    The ``*_md`` columns hold JSON text despite their names (DESIGN.md). Keys keep the schema's
+    field order; non-ASCII text is kept as is. The input is validated first.
+    """
+    sections = validate_sections(sections)
+    return {
+        f"{section}_md": json.dumps(sections[section], ensure_ascii=False)
+        for section in SECTION_NAMES
+    }
+
+
+# --------------------------------------------------------------------------- evidence
+
+#: The keyword counter is pruned to its KEYWORD_PRUNE_TO most common words whenever it grows
+#: past KEYWORD_LIMIT distinct words.
+KEYWORD_LIMIT = 50_000
+KEYWORD_PRUNE_TO = 10_000
+#: Only the start of each user message is tokenized (a pasted document is not the person's
+#: own words, and this keeps the work per message bounded).
+KEYWORD_SAMPLE_CHARS = 1000
+SCRIPT_SAMPLE_CHARS = 500
+MAX_CUSTOM_INSTRUCTIONS = 3
+MAX_MEMORIES = 200
+MAX_SIGNAL_CHARS = 4000
+RELATION_LIMIT = 500
+LONG_MESSAGE_CHARS = 2000
+
+#: English function words and chat filler, never reported as interests.
+STOPWORDS = _words(
+    """
+    a about above after again against all almost also although always am among an and another
+    any anyone anything anyway are aren around as ask asked at away back be became because
+    been before being below best better between both but by came can cannot could couldn did
+    didn do does doesn doing don done down during each either else enough even ever every
+    everything few find first for from further get gets getting give given go goes going gone
+    good got great had hadn has hasn have haven having he her here hers herself him himself his
+    how however i if in into is isn it its itself just keep kind know last least less let like
+    little long look lot made make makes making many may maybe me might mine more most much
+    must my myself need needs never new next no nor not nothing now of off often oh ok okay on
+    once one only or other others our ours ourselves out over own part please put quite rather
+    really right said same say see seem seems she should shouldn show since so some something
+    sometimes still such sure take tell than thank thanks that the their theirs them themselves
+    then there these they thing things think this those though through thus to today too took
+    toward try trying two under until up upon us use used using very want wanted wants was
+    wasn way we well went were weren what whatever when where whether which while who whole
+    whom whose why will with within without won would wouldn yeah yes yet you your yours
+    yourself yourselves able actually already anybody became becomes certain certainly
+    different does done else etc ever example instead likely mean means okay per perhaps
+    quick question follow hmm hello hey hi image audio help explain tell write
+    zero three four five six seven eight nine ten twenty hundred thousand second third half
+    add adding added break consider followed following sounds sound ran small big large short
+    main high low full simple easy hard real true bit time times day days year years month
+    ago soon later early late usually around enough start started end call called come comes
+    feel felt looks looking went gave asked says told ways lots able possible important
+    feels needed means every someone something anything everyone include includes including
+    based given going done getting around whether without already maybe probably definitely
+    something else could would should might shall however therefore instead rather quite
+    answer answers question questions reply response version idea ideas point points case
+    work works working worked
+    """
+)
+
+#: Common function words of a few Latin-script languages, counted per message to tell
+#: English from French, Spanish... (scripts alone cannot).
+_LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
+    "English": _words("the and you is are what how this that with"),
+    "French": _words("je tu vous nous est les une des pas avec pour mais très être"),
+    "Spanish": _words("el los las una por pero muy cómo qué estoy tengo del"),
+    "German": _words("ich und nicht mit der das ist bitte eine noch mir"),
+    "Portuguese": _words("não você uma com sei muito ou em ficar devo"),
+    "Italian": _words("il che sono della questo perché anche ciao"),
+}
+_MARKER_LANGUAGE = {
+    word: language for language, words in _LANGUAGE_MARKERS.items() for word in words
+}
+_ALL_STOPWORDS = STOPWORDS | frozenset(_MARKER_LANGUAGE)
+_LANGUAGE_NAMES = tuple(_LANGUAGE_MARKERS)
+_LANGUAGE_IDS = {language: index for index, language in enumerate(_LANGUAGE_NAMES)}
+
+#: Scripts told apart by Unicode property (RE2 syntax), and the language each one suggests.
+_SCRIPTS: dict[str, str] = {
+    "Latin": r"\p{Latin}",
+    "Cyrillic": r"\p{Cyrillic}",
+    "Greek": r"\p{Greek}",
+    "Arabic": r"\p{Arabic}",
+    "Hebrew": r"\p{Hebrew}",
+    "Devanagari": r"\p{Devanagari}",
+    "Han": r"\p{Han}",
+    "Kana": r"[\p{Hiragana}\p{Katakana}]",
+    "Hangul": r"\p{Hangul}",
+    "Thai": r"\p{Thai}",
+}
+_SCRIPT_LANGUAGE = {
+    "Cyrillic": "Russian",
+    "Greek": "Greek",
+    "Arabic": "Arabic",
+    "Hebrew": "Hebrew",
+    "Devanagari": "Hindi",
+    "Han": "Chinese",
+    "Kana": "Japanese",
+    "Hangul": "Korean",
+    "Thai": "Thai",
+}
+#: Scripts written without spaces between words: a "word" there is a whole phrase.
+_NO_SPACES_PY = re.compile("[\u0e00-\u0e7f\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+# Per-message markers, RE2 syntax (evaluated by pyarrow.compute).
+_EMOJI_RE = r"[\x{1F300}-\x{1FAFF}\x{2600}-\x{27BF}\x{1F000}-\x{1F2FF}]"
+_QUESTION_RE = r"[?？¿]"
+_EXCLAIM_RE = r"[!！¡]"
+_POLITE_RE = (
+    r"(?i)\b(please|pls|plz|thanks|thank you|thx|cheers|merci|gracias|danke|bitte|por favor"
+    r"|obrigad[oa]|grazie|s'il (te|vous) pla[iî]t)\b"
+)
+_LAUGH_RE = r"(?i)\b(ha(ha)+|lol|lmao|rofl|he(he)+)\b|[😂🤣😆😅]"
+_FEELING_RE = (
+    r"(?i)\b(feel|feels|feeling|felt|stressed|stress|anxious|anxiety|worried|worry|overwhelmed"
+    r"|nervous|sad|lonely|happy|excited|frustrated|grateful|tired|exhausted|scared|upset|miss)\b"
+)
+_LOWER_START_RE = r"^\p{Ll}"
+
+_RELATIONS = (
+    "wife|husband|partner|girlfriend|boyfriend|fianc[ée]e?|daughter|son|kids|children|baby"
+    "|mother|mom|mum|father|dad|parents|sister|brother|grandma|grandmother|grandpa|grandfather"
+    "|aunt|uncle|cousin|niece|nephew|best friend|friend|boss|manager|colleague|coworker"
+    "|roommate|dog|cat|puppy|kitten"
+)
+_RELATION_RE = re.compile(
+    r"(?i:\b(?:my|our|user's|user has an?|i have an?|i has an?|adopted an?)\s+"
+    r"(?:little\s+|older\s+|younger\s+|new\s+|baby\s+)?)"
+    rf"(?P<rel>(?i:{_RELATIONS}))\b"
+    r"(?:,?\s+(?:(?i:is\s+called|is\s+named|named|called)\s+)?"
+    r"(?P<name>[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)\b)?"
+)
+# The same shape in RE2 syntax, to pick in Arrow the few messages worth the Python regex.
+_RELATION_PREFILTER = (
+    r"(?i)\b(my|our|have an?|has an?|adopted an?)\s+"
+    rf"(little\s+|older\s+|younger\s+|new\s+|baby\s+)?({_RELATIONS})\b"
+)
+_NOT_NAMES = _words(
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April "
+    "May June July August September October November December I The And But"
+)
+
+
+def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A string column, decoded if it arrives dictionary-encoded (as Parquet may give it)."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _sum(values: pa.Array) -> int:
+    total = pc.sum(values).as_py()
+    return int(total or 0)
+
+
+def _count_true(mask: pa.Array) -> int:
+    return _sum(pc.cast(pc.fill_null(mask, False), pa.int64()))
+
+
+def _length_bucket(length: int) -> int:
+    """Log-scale histogram bucket (about 9% wide) of a length in characters."""
+    return int(math.floor(math.log2(length + 1) * 8))
+
+
+def _bucket_value(bucket: int) -> float:
+    return 2 ** ((bucket + 0.5) / 8) - 1
+
+
+class _LengthStats:
+    """Mean (exact) and median (from a log-scale histogram) of lengths, in bounded memory."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.histogram: Counter[int] = Counter()
+
+    def add(self, lengths: pa.Array) -> None:
+        lengths = pc.drop_null(lengths)
+        if len(lengths) == 0:
+            return
+        self.count += len(lengths)
+        self.total += _sum(lengths)
+        buckets = pc.cast(
+            pc.floor(pc.multiply(pc.log2(pc.add(pc.cast(lengths, pa.float64()), 1.0)), 8.0)),
+            pa.int64(),
+        )
+        for entry in pc.value_counts(buckets).to_pylist():
+            self.histogram[entry["values"]] += entry["counts"]
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    @property
+    def median(self) -> float:
+        if not self.count:
+            return 0.0
+        seen = 0
+        for bucket in sorted(self.histogram):
+            seen += self.histogram[bucket]
+            if seen * 2 >= self.count:
+                return round(_bucket_value(bucket), 1)
+        return 0.0  # unreachable
+
+
+class ProfileEvidence:
+    """Statistics about one person, accumulated from row batches in bounded memory.
+
+    Feed it every :data:`rows.SCHEMA` record batch of an export with :meth:`add`. It keeps
+    counts, rates, two log-scale length histograms, hour/weekday activity, scripts and
+    languages, a bounded keyword counter (document frequency of words in the person's own
+    messages, stopwords excluded), a bounded counter of the people and pets they mention, and
+    the profile signals: the few most recent distinct custom instructions and up to
+    ``MAX_MEMORIES`` distinct memories. Nothing grows with the number of batches.
+    """
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.rows = 0
+        self.conversations = 0
+        self.user_messages = 0
+        self.assistant_messages = 0
+        self.tool_messages = 0
+        self.custom_instruction_rows = 0
+        self.memory_rows = 0
+        self.hours = [0] * 24  # user messages by hour of day, UTC
+        self.weekdays = [0] * 7  # user messages by weekday, Monday first, UTC
+        self.first_user_at: int | None = None  # microseconds since the epoch
+        self.last_user_at: int | None = None
+        self.user_lengths = _LengthStats()
+        self.assistant_lengths = _LengthStats()
+        self.questions = 0
+        self.polite = 0
+        self.exclaims = 0
+        self.laughs = 0
+        self.feelings = 0
+        self.lowercase_starts = 0
+        self.emoji_messages = 0
+        self.emoji_total = 0
+        self.user_code = 0  # user messages with code (fences, or content type code)
+        self.user_images = 0  # user messages with an image
+        self.long_messages = 0  # user messages of LONG_MESSAGE_CHARS or more (pastes)
+        self.code_rows = 0  # rows of content type code, any role
+        self.execution_outputs = 0
+        self.tether_quotes = 0
+        self.generated_images = 0  # non-user rows with an image (DALL-E and the like)
+        self.script_messages: Counter[str] = Counter()
+        self.language_messages: Counter[str] = Counter()
+        self.keywords: Counter[str] = Counter()
+        self.keyword_prunes = 0
+        self.relations: Counter[tuple[str, str]] = Counter()
+        self._custom: dict[str, float] = {}  # text -> newest time seen (seconds)
+        self._memories: dict[str, float] = {}
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Accumulate one batch of rows (any schema with the columns of ``rows.SCHEMA``)."""
+        if batch.num_rows == 0:
+            return
+        self.batches += 1
+        self.rows += batch.num_rows
+        role = _strings(batch.column("role"))
+        content_type = _strings(batch.column("content_type"))
+        text = _strings(batch.column("text"))
+
+        self.conversations += _count_true(pc.equal(batch.column("position"), 0))
+        signal = pc.is_in(content_type, pa.array([CUSTOM_INSTRUCTIONS, MEMORY]))
+        message = pc.invert(signal)
+        is_user = pc.and_(pc.equal(role, "user"), message)
+        is_assistant = pc.and_(pc.equal(role, "assistant"), message)
+        self.assistant_messages += _count_true(is_assistant)
+        self.tool_messages += _count_true(pc.and_(pc.equal(role, "tool"), message))
+        self.code_rows += _count_true(pc.equal(content_type, "code"))
+        self.execution_outputs += _count_true(pc.equal(content_type, "execution_output"))
+        self.tether_quotes += _count_true(pc.equal(content_type, "tether_quote"))
+        has_image = pc.match_substring(text, "[image]")
+        self.generated_images += _count_true(pc.and_(pc.invert(is_user), has_image))
+        self.assistant_lengths.add(pc.utf8_length(pc.filter(text, is_assistant)))
+
+        if _count_true(signal):
+            self._add_signals(batch.filter(signal))
+
+        users = batch.filter(is_user)
+        if users.num_rows:
+            self._add_user_messages(
+                _strings(users.column("text")),
+                _strings(users.column("content_type")),
+                users.column("created_at"),
+            )
+
+    def _add_signals(self, rows: pa.RecordBatch) -> None:
+        kinds = _strings(rows.column("content_type")).to_pylist()
+        texts = _strings(rows.column("text")).to_pylist()
+        times = pc.cast(rows.column("created_at"), pa.int64()).to_pylist()
+        for kind, text, micros in zip(kinds, texts, times, strict=True):
+            text = (text or "").strip()[:MAX_SIGNAL_CHARS]
+            if not text:
+                continue
+            seconds = micros / 1e6 if micros is not None else float("-inf")
+            if kind == CUSTOM_INSTRUCTIONS:
+                self.custom_instruction_rows += 1
+                _keep_newest(self._custom, text, seconds, MAX_CUSTOM_INSTRUCTIONS)
+            else:
+                self.memory_rows += 1
+                _keep_newest(self._memories, text, seconds, MAX_MEMORIES)
+
+    def _add_user_messages(self, text: pa.Array, content_type: pa.Array, created: pa.Array) -> None:
+        count = len(text)
+        self.user_messages += count
+        lengths = pc.utf8_length(text)
+        self.user_lengths.add(lengths)
+        self.long_messages += _count_true(pc.greater_equal(lengths, LONG_MESSAGE_CHARS))
+
+        stamps = pc.drop_null(created)
+        if len(stamps):
+            for entry in pc.value_counts(pc.hour(stamps)).to_pylist():
+                self.hours[entry["values"]] += entry["counts"]
+            for entry in pc.value_counts(pc.day_of_week(stamps)).to_pylist():
+                self.weekdays[entry["values"]] += entry["counts"]
+            bounds = pc.min_max(pc.cast(stamps, pa.int64())).as_py()
+            if self.first_user_at is None or bounds["min"] < self.first_user_at:
+                self.first_user_at = bounds["min"]
+            if self.last_user_at is None or bounds["max"] > self.last_user_at:
+                self.last_user_at = bounds["max"]
+
+        self.user_code += _count_true(
+            pc.or_(pc.match_substring(text, "```"), pc.equal(content_type, "code"))
+        )
+        self.user_images += _count_true(pc.match_substring(text, "[image]"))
+
+        sample = pc.utf8_slice_codeunits(text, 0, KEYWORD_SAMPLE_CHARS)
+        self.questions += _count_true(pc.match_substring_regex(sample, _QUESTION_RE))
+        self.exclaims += _count_true(pc.match_substring_regex(sample, _EXCLAIM_RE))
+        self.polite += _count_true(pc.match_substring_regex(sample, _POLITE_RE))
+        self.laughs += _count_true(pc.match_substring_regex(sample, _LAUGH_RE))
+        self.feelings += _count_true(pc.match_substring_regex(sample, _FEELING_RE))
+        self.lowercase_starts += _count_true(
+            pc.match_substring_regex(pc.utf8_ltrim_whitespace(sample), _LOWER_START_RE)
+        )
+        emoji = pc.count_substring_regex(sample, _EMOJI_RE)
+        self.emoji_total += _sum(emoji)
+        self.emoji_messages += _count_true(pc.greater(emoji, 0))
+
+        script_sample = pc.utf8_slice_codeunits(text, 0, SCRIPT_SAMPLE_CHARS)
+        for script, pattern in _SCRIPTS.items():
+            # two letters in a row: a word, not a stray symbol (first match ends the search)
+            found = _count_true(pc.match_substring_regex(script_sample, f"{pattern}{{2}}"))
+            if found:
+                self.script_messages[script] += found
+
+        self._add_words(sample)
+        self._add_relations(sample)
+
+    def _add_words(self, sample: pa.Array) -> None:
+        # Document frequency, in Arrow: each (message, word) pair counts once. A word is its
+        # index in the batch's dictionary of words, so a pair is one int64 key.
+        tokens = pc.split_pattern_regex(pc.utf8_lower(sample), r"[^\p{L}\p{M}]+")
+        words = pc.list_flatten(tokens)
+        if len(words) == 0:
+            return
+        messages = len(sample)
+        encoded = words.dictionary_encode()
+        dictionary = encoded.dictionary.to_pylist()
+        pairs = pc.unique(
+            pc.add(
+                pc.multiply(pc.cast(encoded.indices, pa.int64()), messages),
+                pc.cast(pc.list_parent_indices(tokens), pa.int64()),
+            )
+        )
+        word_of_pair = pc.divide(pairs, messages)  # integer division
+        counts = pc.value_counts(word_of_pair)
+        for index, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            word = dictionary[index]
+            if (
+                3 <= len(word) <= 30
+                and word not in _ALL_STOPWORDS
+                and not _NO_SPACES_PY.search(word)
+            ):
+                self.add_keyword(word, count)
+        # a message counts once per language, however many of its markers it holds
+        language_of_word = pa.array(
+            [_LANGUAGE_IDS.get(_MARKER_LANGUAGE.get(word, ""), -1) for word in dictionary],
+            pa.int64(),
+        )
+        language = pc.take(language_of_word, word_of_pair)
+        marked = pc.greater_equal(language, 0)
+        if not _count_true(marked):
+            return
+        message = pc.subtract(pairs, pc.multiply(word_of_pair, messages))
+        languages = len(_LANGUAGE_IDS)
+        per_message = pc.unique(
+            pc.add(pc.multiply(pc.filter(message, marked), languages), pc.filter(language, marked))
+        )
+        language_ids = pc.subtract(
+            per_message, pc.multiply(pc.divide(per_message, languages), languages)
+        )
+        for entry in pc.value_counts(language_ids).to_pylist():
+            self.language_messages[_LANGUAGE_NAMES[entry["values"]]] += entry["counts"]
+
+    def add_keyword(self, word: str, count: int = 1) -> None:
+        """Count a topic keyword, pruning the counter when it grows past ``KEYWORD_LIMIT``."""
+        keywords = self.keywords
+        keywords[word] += count
+        if len(keywords) > KEYWORD_LIMIT:
+            kept = sorted(keywords.items(), key=lambda item: (-item[1], item[0]))
+            self.keywords = Counter(dict(kept[:KEYWORD_PRUNE_TO]))
+            self.keyword_prunes += 1
+
+    def _add_relations(self, sample: pa.Array) -> None:
+        candidates = pc.filter(sample, pc.match_substring_regex(sample, _RELATION_PREFILTER))
+        for text in candidates.to_pylist():
+            for rel, name in _find_relations(text):
+                self._count_relation(rel, name)
+
+    def _count_relation(self, rel: str, name: str, weight: int = 1) -> None:
+        relations = self.relations
+        relations[(rel, name)] += weight
+        if len(relations) > RELATION_LIMIT:
+            kept = sorted(relations.items(), key=lambda item: (-item[1], item[0]))
+            self.relations = Counter(dict(kept[: RELATION_LIMIT // 5]))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def custom_instructions(self) -> list[str]:
+        """The distinct custom-instruction texts kept, newest first."""
+        return _newest_first(self._custom)
+
+    @property
+    def memories(self) -> list[str]:
+        """The distinct memory texts kept, newest first."""
+        return _newest_first(self._memories)
+
+    def top_keywords(self, count: int = 20, minimum: int = 1) -> list[tuple[str, int]]:
+        """The most frequent keywords (ties broken alphabetically, so the order is stable)."""
+        ranked = sorted(self.keywords.items(), key=lambda item: (-item[1], item[0]))
+        return [(word, n) for word, n in ranked[:count] if n >= minimum]
+
+
+def _keep_newest(store: dict[str, float], text: str, seconds: float, limit: int) -> None:
+    store[text] = max(seconds, store.get(text, float("-inf")))
+    if len(store) > limit:
+        oldest = min(store.items(), key=lambda item: (item[1], item[0]))
+        del store[oldest[0]]
+
+
+def _newest_first(store: Mapping[str, float]) -> list[str]:
+    return [text for text, _ in sorted(store.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def _find_relations(text: str) -> Iterable[tuple[str, str]]:
+    for match in _RELATION_RE.finditer(text):
+        rel = match.group("rel").lower()
+        name = match.group("name") or ""
+        if name in _NOT_NAMES:
+            name = ""
+        yield rel, name
+
+
+# --------------------------------------------------------------------------- profile facts
+
+_BOILERPLATE_RE = re.compile(
+    r"^\s*(?:about me|how to respond)\s*:\s*|"
+    r"the user provided (?:the following information about themselves|the additional info "
+    r"about how they would like you to respond)\s*[:.]\s*",
+    re.IGNORECASE,
+)
+_NUMBERING_RE = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:\[[^\]]*\]\.?\s*)?")
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_STOP_AHEAD = r"(?=\s+(?:and|but|who|with|at|in|for|from|since|based|living|near)\b|[.,;!?\n]|$)"
+_CAP_WORD = r"[A-ZÀ-ÖØ-Þ][\w'-]+"
+_PLACE = (
+    rf"{_CAP_WORD}(?:[ -](?:{_CAP_WORD}|de|del|da|do|upon|on))*"
+    rf"(?:,\s*{_CAP_WORD}(?:\s{_CAP_WORD})*)?"
+)
+_NAME_PATTERNS = (
+    re.compile(
+        r"(?i:\b(?:my name is|my name's|user's name is|the user's name is|user is named"
+        rf"|i am called|i'm called|name is))\s+(?P<v>{_CAP_WORD}(?:\s+{_CAP_WORD})?)"
+    ),
+    re.compile(rf"(?i:\b(?:call me|i go by))\s+(?P<v>{_CAP_WORD})"),
+    re.compile(rf"(?i:\b(?:i am|i'm))\s+(?P<v>{_CAP_WORD})(?=\s*(?:[,.;!]|$)|\s+and\b)"),
+)
+_ADDRESS_RE = re.compile(rf"(?i:\b(?:call me|i go by|address me as))\s+(?P<v>{_CAP_WORD})")
+_OCCUPATION_PATTERNS = (
+    re.compile(
+        r"(?i:\b(?:i|user|the user)\s+(?:currently\s+)?works?\s+as|\bi'm\s+working\s+as"
+        r"|\bmy\s+(?:job|role|occupation|profession)\s+is)\s+(?:an?\s+|the\s+)?"
+        rf"(?P<v>[^.,;!?\n]{{2,60}}?){_STOP_AHEAD}"
+    ),
+    re.compile(
+        r"(?i:\b(?:i am|i'm|user is|the user is|i is)\s+(?:an?)\s+)"
+        rf"(?P<v>[^.,;!?\n]{{2,60}}?){_STOP_AHEAD}"
+    ),
+)
+_LOCATION_PATTERNS = (
+    re.compile(
+        r"(?i:\b(?:i|user|the user|we)\s+(?:currently\s+)?lives?\s+(?:in|near|outside|around)"
+        r"|\b(?:i'm|i am|user is|the user is|we're|we are)\s+(?:currently\s+)?"
+        r"(?:based|living|located)\s+(?:in|near)|\bbased\s+in"
+        r"|\bmy\s+(?:home\s*town|city)\s+is)\s+(?:the\s+)?"
+        rf"(?P<v>{_PLACE})"
+    ),
+    re.compile(
+        r"(?i:\b(?:i'm|i am|user is|the user is|i is)\s+(?:originally\s+)?from)\s+(?:the\s+)?"
+        rf"(?P<v>{_PLACE})"
+    ),
+)
+_OCCUPATION_SUFFIXES = (
+    "er", "or", "ist", "ian", "ant", "ent", "eer", "ect", "man", "woman", "person", "nurse",
+    "chef", "cook", "pilot", "student", "analyst", "dev", "ceo", "cto", "coach", "founder",
+    "owner", "consultant", "surgeon", "medic", "barista", "clerk", "artist", "scientist",
+)  # fmt: skip
+_NOT_OCCUPATIONS = _words(
+    "vegetarian vegan pescatarian beginner fan lover member believer introvert extrovert "
+    "parent mother father mom dad mum grandmother grandfather person human perfectionist "
+    "optimist pessimist idealist realist runner reader foodie"
+)
+_NATIONALITY_ENDINGS = ("ese", "ish", "ian", "can", "ean")
+
+
+def _fact_sentences(texts: Iterable[str]) -> list[str]:
+    """Sentences of custom instructions and memories, boilerplate and numbering removed.
+
+    The "How to respond" lines of custom instructions are left out: they are instructions,
+    read from the newest custom instructions only (see :func:`_instructions`).
+    """
+    sentences: list[str] = []
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip().lower().startswith("how to respond"):
+                continue
+            line = _BOILERPLATE_RE.sub("", _NUMBERING_RE.sub("", _BOILERPLATE_RE.sub("", line)))
+            for sentence in _SENTENCE_SPLIT_RE.split(line):
+                sentence = _BOILERPLATE_RE.sub("", sentence).strip()
+                if sentence and sentence not in sentences:
+                    sentences.append(sentence)
+    return sentences
+
+
+def _instructions(custom: str) -> list[str]:
+    """The "How to respond" sentences of one custom-instructions text."""
+    out: list[str] = []
+    for line in custom.splitlines():
+        if line.strip().lower().startswith("how to respond"):
+            line = _BOILERPLATE_RE.sub("", _BOILERPLATE_RE.sub("", line))
+            for sentence in _SENTENCE_SPLIT_RE.split(line):
+                sentence = sentence.strip()
+                if sentence and sentence not in out:
+                    out.append(sentence)
+    return out
+
+
+def _first_match(patterns: Iterable[re.Pattern[str]], sentences: list[str], check: Any) -> str:
+    for pattern in patterns:
+        for sentence in sentences:
+            for match in pattern.finditer(sentence):
+                value = match.group("v").strip(" '\"-")
+                if value and check(pattern, value):
+                    return value
+    return NOT_ENOUGH_DATA
+
+
+def _name_ok(pattern: re.Pattern[str], value: str) -> bool:
+    if value.split()[0] in _NOT_NAMES:
+        return False
+    if pattern is _NAME_PATTERNS[2]:  # "I'm X.": a bare capitalized word, maybe a nationality
+        return not value.lower().endswith(_NATIONALITY_ENDINGS)
+    return True
+
+
+def _occupation_ok(pattern: re.Pattern[str], value: str) -> bool:
+    words = value.split()
+    if not 1 <= len(words) <= 5:
+        return False
+    if pattern is _OCCUPATION_PATTERNS[0]:
+        return True
+    last = words[-1].lower()
+    return last not in _NOT_OCCUPATIONS and last.endswith(_OCCUPATION_SUFFIXES)
+
+
+def _location_ok(pattern: re.Pattern[str], value: str) -> bool:
+    return value.split()[0] not in _NOT_NAMES
+
+
+_PERSON_PREFIX_RE = re.compile(r"^(?:(?:the )?user|i)(?:\s+|(?='m\s))(?=['a-z])", re.IGNORECASE)
+_FIRST_PERSON = {"am": "is", "'m": "is", "have": "has", "'ve": "has", "was": "was", "do": "does"}
+_KEEP_VERBS = frozenset(
+    ["can", "could", "will", "would", "should", "shall", "may", "might", "must", "don't", "did"]
+)
+
+
+def _third_person(fact: str) -> str:
+    """``"like hiking"`` (from "I like hiking") -> ``"likes hiking"``; a rough conjugation."""
+    first, _, rest = fact.partition(" ")
+    lower = first.lower()
+    if lower in _FIRST_PERSON:
+        verb = _FIRST_PERSON[lower]
+    elif lower in _KEEP_VERBS or lower.endswith("s") or not lower.isalpha():
+        verb = first
+    elif lower.endswith(("ch", "sh", "x", "o")):
+        verb = first + "es"
+    elif lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        verb = first[:-1] + "ies"
+    else:
+        verb = first + "s"
+    return f"{verb} {rest}".strip() if rest else verb
+
+
+def _personal_facts(sentences: list[str], known: Iterable[str] = ()) -> list[str]:
+    """Sentences about the person ("User likes hiking."), without the subject.
+
+    A fact restating an already extracted value (``known``: the name, location...) is left
+    out.
+    """
+    known_lower = [value.lower() for value in known if value != NOT_ENOUGH_DATA]
+    facts: list[str] = []
+    for sentence in sentences:
+        match = _PERSON_PREFIX_RE.match(sentence)
+        if not match:
+            continue
+        fact = _third_person(sentence[match.end() :].rstrip(".!").strip())
+        lower = fact.lower()
+        if any(value in lower for value in known_lower):
+            continue
+        if fact and lower not in (f.lower() for f in facts):
+            facts.append(fact)
+    return facts
+
+
+# --------------------------------------------------------------------------- topics
+
+_THEMES: dict[str, frozenset[str]] = {
+    "coding": _words(
+        "python code function error regex sql api database javascript bug script pipeline "
+        "query server deploy git docker latency cache index column file loop tuple list "
+        "certificate program programming debug compile class variable json csv"
+    ),
+    "writing": _words(
+        "writing essay letter email paragraph rewrite proofread blog title titles toast draft "
+        "story poem cover grammar sentence tone wording edit"
+    ),
+    "cooking": _words(
+        "recipe dinner dinners cook cooking risotto paella sourdough bread flour bake baking "
+        "breakfast meal meals dough food kitchen starter cake stock vegetarian"
+    ),
+    "fitness": _words(
+        "run running race workout training stretch knee injury exercise gym hiking fitness "
+        "marathon hamstrings muscles weight"
+    ),
+    "health": _words(
+        "sleep asleep health doctor diet tired stress anxiety symptoms therapy wellbeing"
+    ),
+    "travel": _words(
+        "travel trip voyage flight hotel moving lisbon japan tokyo paris itinerary "
+        "vacation holiday visit"
+    ),
+    "career": _words(
+        "work job manager career interview meeting report role promotion transfer resume "
+        "status team colleague boss startup product quarterly"
+    ),
+    "finance": _words(
+        "budget money mortgage expenses savings rent invest investing fund spreadsheet tax "
+        "taxes salary groceries loan"
+    ),
+    "family": _words(
+        "daughter son wife husband family kids children sister brother wedding grandma "
+        "parents mom dad baby dog cat pet"
+    ),
+    "languages": _words(
+        "french spanish japanese german english chinese italian grammar translate "
+        "translation vocabulary language languages pronunciation"
+    ),
+    "music": _words("piano guitar song songs music chords scales sing practice band"),
+    "reading": _words("book books novel reading author chapter literature poetry"),
+    "planning": _words(
+        "plan planning schedule pomodoro productivity goals focus steps template week weekly "
+        "routine organize habit deadline calendar"
+    ),
+}
+_THEME_LABELS = {
+    "coding": "programming",
+    "writing": "writing",
+    "cooking": "cooking",
+    "fitness": "fitness",
+    "health": "health and wellbeing",
+    "travel": "travel",
+    "career": "career and work",
+    "finance": "personal finance",
+    "family": "family and pets",
+    "languages": "languages",
+    "music": "music",
+    "reading": "books",
+    "planning": "planning and productivity",
+}
+_THEME_USAGE = {
+    "coding": "coding and debugging",
+    "writing": "writing and editing",
+    "cooking": "recipes and meal ideas",
+    "fitness": "training and fitness advice",
+    "health": "health and wellbeing questions",
+    "travel": "travel planning",
+    "career": "work and career advice",
+    "finance": "budgeting and money questions",
+    "family": "family and everyday life advice",
+    "languages": "language learning and translation",
+    "music": "music practice",
+    "reading": "books and ideas",
+    "planning": "planning and organizing",
+}
+_THEME_ROLES = {
+    "coding": "Code Companion",
+    "writing": "Writing Partner",
+    "cooking": "Kitchen Confidant",
+    "fitness": "Training Partner",
+    "health": "Wellbeing Ally",
+    "travel": "Travel Scout",
+    "career": "Career Strategist",
+    "finance": "Money Mentor",
+    "family": "Family Ally",
+    "languages": "Language Coach",
+    "music": "Practice Buddy",
+    "reading": "Reading Companion",
+    "planning": "Planning Partner",
+    "": "Everyday Sidekick",
+}
+_THEME_NAMES = {
+    "coding": ("Cipher", "Vector", "Pixel", "Cobalt", "Circuit"),
+    "writing": ("Quill", "Muse", "Sonnet", "Inkwell", "Verse"),
+    "cooking": ("Saffron", "Basil", "Clove", "Nutmeg"),
+    "fitness": ("Stride", "Pulse", "Summit", "Ember"),
+    "health": ("Juniper", "Haven", "Willow", "Sage"),
+    "travel": ("Compass", "Voyager", "Meridian", "Atlas"),
+    "career": ("Beacon", "Keystone", "Anchor", "Vantage"),
+    "finance": ("Ledger", "Sterling", "Penny"),
+    "family": ("Hearth", "Juniper", "Maple"),
+    "languages": ("Rosetta", "Lingo", "Babel"),
+    "music": ("Cadence", "Lyra", "Harmony"),
+    "reading": ("Folio", "Marginalia", "Sage"),
+    "planning": ("Tempo", "Orbit", "Kairos", "Atlas"),
+    "": ("Echo", "Wren", "Kestrel", "Nova", "Iris"),
+}
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _theme_scores(evidence: ProfileEvidence) -> list[tuple[str, int]]:
+    keywords = evidence.keywords
+    scores: dict[str, int] = {}
+    for theme, words in _THEMES.items():
+        scores[theme] = sum(keywords.get(word, 0) for word in words)
+    scores["coding"] += 2 * evidence.user_code
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    floor = max(2, evidence.user_messages // 50)
+    return [(theme, score) for theme, score in ranked if score >= floor]
+
+
+def _languages(evidence: ProfileEvidence) -> list[str]:
+    """Languages the person writes in, most used first (by messages)."""
+    n = evidence.user_messages
+    floor = max(2, math.ceil(n * 0.02)) if n >= 10 else 1
+    counts: Counter[str] = Counter()
+    for language, messages in evidence.language_messages.items():
+        counts[language] = messages
+    for script, messages in evidence.script_messages.items():
+        language = _SCRIPT_LANGUAGE.get(script)
+        if language is not None:
+            counts[language] = max(counts[language], messages)
+    if "Japanese" in counts and "Chinese" in counts:
+        # Japanese text mixes kanji with kana; kanji alone is more likely Chinese
+        counts["Chinese"] = max(0, counts["Chinese"] - counts["Japanese"])
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [language for language, messages in ranked if messages >= floor]
+
+
+def _relationships(evidence: ProfileEvidence, facts: list[str]) -> list[str]:
+    counts: Counter[tuple[str, str]] = Counter(evidence.relations)
+    for sentence in facts:
+        for rel, name in _find_relations(sentence):
+            counts[(rel, name)] += 3  # stated in a profile signal: weigh it more
+    by_relation: dict[str, Counter[str]] = {}
+    for (rel, name), count in counts.items():
+        by_relation.setdefault(rel, Counter())[name] += count
+    ranked = sorted(by_relation.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    out: list[str] = []
+    for rel, names in ranked[:6]:
+        named = sorted(
+            ((name, n) for name, n in names.items() if name), key=lambda item: (-item[1], item[0])
+        )
+        out.append(f"{named[0][0]} ({rel})" if named else rel)
+    return out
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _pick(options: tuple[str, ...], digest: str) -> str:
+    index = int(hashlib.sha256(digest.encode()).hexdigest(), 16) % len(options)
+    return options[index]
+
+
+# --------------------------------------------------------------------------- the offline model
+
+
+def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
+    """A deterministic soulprint computed from the evidence alone (no network, no model).
+
+    Same evidence, same sections. Style fields come from the person's own messages (length,
+    questions, politeness, emoji, laughter, feelings, languages), interests from their most
+    frequent keywords and the topics these suggest, usage from content types (code, images,
+    browsing, code execution) and topics, depth from the assistant's answer lengths. Name,
+    location and occupation are read only where custom instructions or memories state them
+    plainly ("my name is X", "I live in X", "I am a X", "User works as a X"). Without evidence
+    a field is ``NOT_ENOUGH_DATA`` or ``[]``. The result passes :func:`validate_sections`.
+    """
+    n = evidence.user_messages
+    custom = evidence.custom_instructions
+    facts = _fact_sentences(custom + evidence.memories)
+    instructions = _instructions(custom[0]) if custom else []
+    no_emoji_asked = any(re.search(r"(?i)\bno emoji", s) for s in instructions + facts)
+
+    name = _first_match(_NAME_PATTERNS, facts, _name_ok)
+    address = _first_match((_ADDRESS_RE,), facts, lambda _p, _v: True)
+    location = _first_match(_LOCATION_PATTERNS, facts, _location_ok)
+    occupation = _first_match(_OCCUPATION_PATTERNS, facts, _occupation_ok)
+    relationships = _relationships(evidence, facts)
+    personal = _personal_facts(facts, (name, location, occupation))
+    preferences = [fact for fact in personal if "prefer" in fact.lower()]
+    other_facts = [fact for fact in personal if fact not in preferences]
+
+    themes = _theme_scores(evidence)
+    theme_names = [theme for theme, _ in themes]
+    dominant = theme_names[0] if theme_names else ""
+    languages = _languages(evidence)
+    minimum = 2 if n >= 20 else 1
+    keywords = [word for word, _ in evidence.top_keywords(40, minimum)]
+
+    q_rate = _share(evidence.questions, n)
+    polite_rate = _share(evidence.polite, n)
+    emoji_rate = _share(evidence.emoji_messages, n)
+    exclaim_rate = _share(evidence.exclaims, n)
+    laugh_rate = _share(evidence.laughs, n)
+    feeling_rate = _share(evidence.feelings, n)
+    lower_rate = _share(evidence.lowercase_starts, n)
+    code_rate = _share(evidence.user_code, n)
+    image_rate = _share(evidence.user_images, n)
+    long_rate = _share(evidence.long_messages, n)
+    median_len = evidence.user_lengths.median
+    answer_median = evidence.assistant_lengths.median
+    coding = dominant == "coding" or "coding" in theme_names[:3] or code_rate >= 0.03
+    research = (
+        evidence.tether_quotes > 0
+        and _share(evidence.tether_quotes, max(evidence.conversations, 1)) >= 0.02
+    )
+
+    # -- soul ------------------------------------------------------------------------------
+    traits: list[str] = []
+    if n:
+        candidates = [
+            ("curious", q_rate >= 0.25),
+            ("courteous", polite_rate >= 0.08),
+            ("expressive", emoji_rate >= 0.08 or exclaim_rate >= 0.15),
+            ("technical", coding),
+            ("multilingual", len(languages) >= 2),
+            ("thorough", median_len >= 250),
+            ("concise", 0 < median_len < 60),
+            ("emotionally open", feeling_rate >= 0.05),
+            ("playful", laugh_rate >= 0.03),
+            ("visually minded", image_rate >= 0.03),
+            ("research-minded", research),
+            ("creative", "writing" in theme_names[:3]),
+            ("family-oriented", "family" in theme_names[:3]),
+            ("health-conscious", "fitness" in theme_names[:3] or "health" in theme_names[:3]),
+            ("practical", bool({"planning", "career", "finance"} & set(theme_names[:3]))),
+            ("consistent", evidence.conversations >= 100),
+        ]
+        traits = [trait for trait, holds in candidates if holds][:7]
+        for fallback in ("inquisitive", "self-directed", "pragmatic"):
+            if len(traits) >= 3:
+                break
+            if fallback not in traits:
+                traits.append(fallback)
+
+    if n:
+        if median_len < 60:
+            length_style = "Brief and to the point, in short messages"
+        elif median_len < 250:
+            length_style = "Conversational, in a few sentences at a time"
+        else:
+            length_style = "Detailed and thorough, often giving plenty of context"
+        parts = [length_style]
+        if q_rate >= 0.3:
+            parts.append("leads with direct questions")
+        if long_rate >= 0.05:
+            parts.append("pastes longer documents to work on")
+        if languages:
+            parts.append(f"writes mostly in {_join(languages[:3])}")
+        communication_style = "; ".join(parts)
+    else:
+        communication_style = NOT_ENOUGH_DATA
+
+    if n:
+        tones = []
+        if polite_rate >= 0.08:
+            tones.append("warm and courteous")
+        if emoji_rate >= 0.08 and not no_emoji_asked:
+            tones.append("playful, emoji-friendly")
+        if exclaim_rate >= 0.15:
+            tones.append("upbeat")
+        if not tones:
+            tones.append("neutral and matter-of-fact")
+        tone_preferences = f"Responds well to a {_join(tones)} tone"
+    else:
+        tone_preferences = NOT_ENOUGH_DATA
+
+    boundary_items = instructions[:2] + preferences[:2]
+    boundaries = (
+        "Stated preferences to respect: " + "; ".join(item.rstrip(".") for item in boundary_items)
+        if boundary_items
+        else NOT_ENOUGH_DATA
+    )
+
+    if n and laugh_rate >= 0.02:
+        humor_style = "Light and playful; laughs easily in chat"
+    elif n and emoji_rate >= 0.08:
+        humor_style = "Light, shown through emoji more than jokes"
+    elif n >= 20:
+        humor_style = "Mostly earnest; humor rarely shows in the messages"
+    else:
+        humor_style = NOT_ENOUGH_DATA
+
+    if n:
+        formal = (polite_rate >= 0.15) + (median_len >= 150) + (lower_rate < 0.2)
+        casual = (
+            (emoji_rate >= 0.1) + (lower_rate >= 0.5) + (median_len < 40) + (laugh_rate >= 0.03)
+        )
+        if formal - casual >= 2:
+            formality_level = "Formal: polite, complete sentences"
+        elif casual - formal >= 1:
+            formality_level = "Casual: relaxed, informal messages"
+        else:
+            formality_level = "Semi-formal: friendly but clear"
+    else:
+        formality_level = NOT_ENOUGH_DATA
+
+    if n and feeling_rate >= 0.05:
+        emotional_patterns = "Open about feelings; shares stress, worries and excitement"
+    elif n >= 20:
+        emotional_patterns = "Reserved; focuses on tasks more than feelings"
+    else:
+        emotional_patterns = NOT_ENOUGH_DATA
+
+    # -- identity --------------------------------------------------------------------------
+    digest = "|".join([str(n), dominant, *keywords[:5], *traits])
+    ai_name = _pick(_THEME_NAMES.get(dominant, _THEME_NAMES[""]), digest)
+    adjective = (traits[0] if traits else "steady").split()[0].split("-")[0].capitalize()
+    archetype = (
+        f"{adjective} {_THEME_ROLES.get(dominant, _THEME_ROLES[''])}" if n else "Blank Slate"
+    )
+    vibe = _cap(_join(traits[:3])) if traits else NOT_ENOUGH_DATA
+    if no_emoji_asked:
+        emoji_style = "None: the person asked for no emoji"
+    elif not n:
+        emoji_style = NOT_ENOUGH_DATA
+    elif emoji_rate == 0 and n >= 10:
+        emoji_style = "No emoji; keep replies text-only"
+    elif emoji_rate < 0.05:
+        emoji_style = "Rare; only mirror emoji when the person uses them"
+    elif emoji_rate < 0.2:
+        emoji_style = "Occasional emoji to match the person's warmth"
+    else:
+        emoji_style = "Frequent, expressive emoji"
+    who = address if address != NOT_ENOUGH_DATA else name
+    if not n:
+        signature_greeting = NOT_ENOUGH_DATA
+    else:
+        hello = "Hello" if formality_level.startswith("Formal") else "Hey"
+        greeting_name = f" {who}" if who != NOT_ENOUGH_DATA else ""
+        topic = _THEME_LABELS[dominant] if dominant else ""
+        follow = (
+            f"What's on your mind, {topic} or something new?"
+            if topic
+            else ("What are we working on today?")
+        )
+        signature_greeting = f"{hello}{greeting_name}! {ai_name} here. {follow}"
+
+    # -- user ------------------------------------------------------------------------------
+    interests: list[str] = []
+    for theme in theme_names[:4]:
+        interests.append(_THEME_LABELS[theme])
+    mentioned = {name.lower() for (_, name) in evidence.relations if name}
+    for word in keywords:
+        if len(interests) >= 10:
+            break
+        if (
+            word not in mentioned
+            and word not in interests
+            and not any(word in _THEMES[t] for t in theme_names[:4])
+        ):
+            interests.append(word)
+
+    context: list[str] = []
+    if other_facts:
+        context.append("Known from their profile: " + "; ".join(other_facts[:4]))
+    if n:
+        span = ""
+        if evidence.first_user_at is not None and evidence.last_user_at is not None:
+            first = _year(evidence.first_user_at)
+            last = _year(evidence.last_user_at)
+            span = f" from {first} to {last}" if first != last else f" in {first}"
+        context.append(
+            f"{_plural(evidence.conversations, 'conversation')} and"
+            f" {_plural(n, 'message')}{span}"
+            + (
+                f", mostly about {_join([_THEME_LABELS[t] for t in theme_names[:3]])}"
+                if theme_names
+                else ""
+            )
+        )
+        if sum(evidence.hours):
+            peak_hour = max(range(24), key=lambda h: (evidence.hours[h], -h))
+            peak_day = max(range(7), key=lambda d: (evidence.weekdays[d], -d))
+            context.append(
+                f"most active around {peak_hour:02d}:00 UTC, busiest on {_WEEKDAYS[peak_day]}s"
+            )
+    life_context = "; ".join(context) if context else NOT_ENOUGH_DATA
+    preferred_address = who
+
+    # -- agents ----------------------------------------------------------------------------
+    if n:
+        if median_len < 60 or any("concise" in p.lower() for p in boundary_items):
+            response_style = "Lead with the answer in a few lines, then offer more if useful"
+        elif median_len < 250:
+            response_style = "Clear, well-structured answers of moderate length"
+        else:
+            response_style = "Thorough, structured answers that engage with all the context"
+        if any("bullet" in p.lower() for p in boundary_items):
+            response_style += "; bullet points welcome"
+    else:
+        response_style = NOT_ENOUGH_DATA
+
+    rules: list[str] = []
+    if instructions:
+        rules.append(f"Follow the person's standing instruction: {instructions[0]}")
+    if n:
+        if len(languages) >= 2:
+            rules.append(f"Reply in the language of the message ({_join(languages[:4])})")
+        if coding:
+            rules.append("Give runnable code in fenced blocks and explain the why briefly")
+        if median_len < 60:
+            rules.append("Keep answers short and skip long preambles")
+        if q_rate >= 0.25:
+            rules.append("Answer the question asked first, then add context")
+        if polite_rate >= 0.08:
+            rules.append("Match the person's courtesy with a warm tone")
+        if feeling_rate >= 0.05:
+            rules.append("Acknowledge feelings before jumping to solutions")
+        if research:
+            rules.append("Cite sources when stating facts from the web")
+        if relationships:
+            rules.append("Remember the people and pets the person mentions by name")
+        for fallback in (
+            "Ask one clarifying question when a request is ambiguous",
+            "Be honest about uncertainty instead of guessing",
+            "Suggest a concrete next step at the end of advice",
+        ):
+            if len(rules) >= 3:
+                break
+            rules.append(fallback)
+    behavioral_rules = rules[:7]
+
+    if n:
+        adapt = []
+        if len(languages) >= 2:
+            adapt.append(f"switch between {_join(languages[:4])} as the person does")
+        if coding:
+            adapt.append("go technical and precise for code")
+        if feeling_rate >= 0.05 or "family" in theme_names or "health" in theme_names:
+            adapt.append("slow down and be supportive for personal topics")
+        if not adapt:
+            adapt.append("match the length and tone of each message")
+        context_adaptation = _cap(_join(adapt))
+    else:
+        context_adaptation = NOT_ENOUGH_DATA
+
+    remember = []
+    if name != NOT_ENOUGH_DATA:
+        remember.append(f"their name ({name})")
+    if occupation != NOT_ENOUGH_DATA:
+        remember.append(f"their work ({occupation})")
+    if location != NOT_ENOUGH_DATA:
+        remember.append(f"where they live ({location})")
+    if relationships:
+        remember.append(f"the people and pets in their life ({', '.join(relationships[:4])})")
+    if theme_names:
+        remember.append(f"ongoing interests ({_join([_THEME_LABELS[t] for t in theme_names[:3]])})")
+    memory_directives = (
+        "Remember " + "; ".join(remember) + "; refer back to them naturally"
+        if remember
+        else NOT_ENOUGH_DATA
+    )
+
+    do_not: list[str] = []
+    for instruction in instructions:
+        if re.match(r"(?i)(no|don't|do not|never|avoid|stop)\b", instruction):
+            do_not.append(instruction)
+    if n:
+        if no_emoji_asked or (n >= 20 and emoji_rate == 0):
+            do_not.append("Do not use emoji")
+        if median_len < 60:
+            do_not.append("Do not pad answers with long introductions")
+        if len(languages) >= 2:
+            do_not.append("Do not switch away from the language the person wrote in")
+        if polite_rate >= 0.08:
+            do_not.append("Do not be curt or dismissive")
+    do_not = do_not[:7]
+
+    # -- tools -----------------------------------------------------------------------------
+    usage: list[str] = []
+    if coding:
+        usage.append(_THEME_USAGE["coding"])
+    if evidence.execution_outputs:
+        usage.append("data analysis with code execution")
+    if research:
+        usage.append("research with web browsing")
+    if evidence.user_images:
+        usage.append("questions about images and photos")
+    if evidence.generated_images:
+        usage.append("image generation")
+    if long_rate >= 0.02:
+        usage.append("summarizing and editing long documents")
+    for theme in theme_names:
+        label = _THEME_USAGE[theme]
+        if label not in usage:
+            usage.append(label)
+    likely_usage = usage[:8]
+
+    capabilities: list[str] = []
+    if coding:
+        capabilities.append("code writing and debugging")
+    if evidence.execution_outputs:
+        capabilities.append("code execution")
+    if research:
+        capabilities.append("web browsing")
+    if evidence.user_images:
+        capabilities.append("image understanding")
+    if evidence.generated_images:
+        capabilities.append("image generation")
+    if len(languages) >= 2 or "languages" in theme_names:
+        capabilities.append("translation")
+    if long_rate >= 0.02:
+        capabilities.append("long-document summarization")
+    if evidence.memory_rows:
+        capabilities.append("memory")
+
+    outputs = [p.rstrip(".") for p in preferences[:2]]
+    if coding:
+        outputs.append("fenced code blocks with short explanations")
+    if n and not outputs:
+        outputs.append(
+            "short paragraphs" if median_len < 250 else "structured answers with headings"
+        )
+    output_preferences = _cap("; ".join(outputs)) if outputs else NOT_ENOUGH_DATA
+
+    if not evidence.assistant_lengths.count:
+        depth_preference = NOT_ENOUGH_DATA
+    else:
+        chars = int(answer_median)
+        if answer_median < 400:
+            depth = "Brief answers"
+        elif answer_median < 1500:
+            depth = "Moderate depth"
+        else:
+            depth = "In-depth, detailed answers"
+        depth_preference = f"{depth} (answers so far run about {chars} characters)"
+
+    raw = {
+        "soul": {
+            "communication_style": communication_style,
+            "personality_traits": traits,
+            "tone_preferences": tone_preferences,
+            "boundaries": boundaries,
+            "humor_style": humor_style,
+            "formality_level": formality_level,
+            "emotional_patterns": emotional_patterns,
+        },
+        "identity": {
+            "ai_name": ai_name,
+            "archetype": archetype,
+            "vibe": vibe,
+            "emoji_style": emoji_style,
+            "signature_greeting": signature_greeting,
+        },
+        "user": {
+            "name": name,
+            "location": location,
+            "occupation": occupation,
+            "relationships": relationships,
+            "interests": interests,
+            "life_context": life_context,
+            "preferred_address": preferred_address,
+        },
+        "agents": {
+            "response_style": response_style,
+            "behavioral_rules": behavioral_rules,
+            "context_adaptation": context_adaptation,
+            "memory_directives": memory_directives,
+            "do_not": do_not,
+        },
+        "tools": {
+            "likely_usage": likely_usage,
+            "capabilities_emphasis": capabilities,
+            "output_preferences": output_preferences,
+            "depth_preference": depth_preference,
+        },
+    }
+    return validate_sections(raw)
+
+
+def _year(micros: int) -> int:
+    return int(pc.year(pa.scalar(micros, pa.timestamp("us", tz="UTC"))).as_py())
+
+
+def evidence_summary(evidence: ProfileEvidence) -> dict[str, int | float | str]:
+    """Counts and rates about the evidence, for run metadata and logs.
+
+    No text of the person's at all: no keywords, names or instructions, only numbers and
+    fixed labels (a script name, a weekday).
+    """
+    n = evidence.user_messages
+    summary: dict[str, int | float | str] = {
+        "batches": evidence.batches,
+        "rows": evidence.rows,
+        "conversations": evidence.conversations,
+        "user_messages": n,
+        "assistant_messages": evidence.assistant_messages,
+        "tool_messages": evidence.tool_messages,
+        "custom_instructions": evidence.custom_instruction_rows,
+        "memories": evidence.memory_rows,
+        "user_chars_mean": round(evidence.user_lengths.mean, 1),
+        "user_chars_median": evidence.user_lengths.median,
+        "assistant_chars_mean": round(evidence.assistant_lengths.mean, 1),
+        "assistant_chars_median": evidence.assistant_lengths.median,
+        "question_rate": round(_share(evidence.questions, n), 4),
+        "politeness_rate": round(_share(evidence.polite, n), 4),
+        "emoji_rate": round(_share(evidence.emoji_messages, n), 4),
+        "user_code_messages": evidence.user_code,
+        "user_images": evidence.user_images,
+        "long_user_messages": evidence.long_messages,
+        "code_rows": evidence.code_rows,
+        "execution_outputs": evidence.execution_outputs,
+        "tether_quotes": evidence.tether_quotes,
+        "generated_images": evidence.generated_images,
+        "distinct_keywords": len(evidence.keywords),
+        "keyword_prunes": evidence.keyword_prunes,
+        "scripts": len(evidence.script_messages),
+    }
+    if evidence.script_messages:
+        summary["dominant_script"] = max(
+            sorted(evidence.script_messages), key=lambda s: evidence.script_messages[s]
+        )
+    if sum(evidence.hours):
+        summary["peak_hour_utc"] = max(range(24), key=lambda h: (evidence.hours[h], -h))
+        summary["peak_weekday"] = _WEEKDAYS[max(range(7), key=lambda d: (evidence.weekdays[d], -d))]
+    return summary

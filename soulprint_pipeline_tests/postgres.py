@@ -1,0 +1,254 @@
+"""A throwaway PostgreSQL 15 server for tests, as reusable pytest fixtures.
+
+Import the fixtures where they are needed (a ``conftest.py`` or a test module)::
+
+    from soulprint_pipeline_tests.postgres import postgres_url, postgres_profiles_url  # noqa: F401
+
+``postgres_url`` (session scope) starts one server in a temporary folder and yields the URL of a
+database on it; ``postgres_profiles_url`` (function scope) creates a fresh, empty database per
+test on that server. The server listens on 127.0.0.1 only, trusts local connections (no
+password) and runs with ``fsync=off``: it is for tests, never for data.
+
+The binaries come from ``SOULPRINT_TEST_PG_BINDIR`` if set, else ``/usr/lib/postgresql/15/bin``,
+else ``pg_config --bindir``. ``initdb`` refuses to run as root, so under root the server runs as
+the ``postgres`` system user (through ``runuser``). Without the binaries the tests are skipped,
+except on CI (``CI=true``), where a missing server is a failure rather than a silent skip.
+
+However many modules import the fixtures, one server is started per test process: pytest makes
+a separate fixture definition per importing module, so the server itself is shared and
+reference-counted here.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+DEFAULT_BINDIR = Path("/usr/lib/postgresql/15/bin")
+SESSION_DATABASE = "soulprint_test"
+_COMMAND_TIMEOUT = 120.0
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    """Skip (locally) or fail (on CI) because no server can be started."""
+    if _on_ci():
+        pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def find_bindir() -> Path | None:
+    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``, or None if none is found."""
+    candidates: list[Path] = []
+    if os.environ.get("SOULPRINT_TEST_PG_BINDIR"):
+        candidates.append(Path(os.environ["SOULPRINT_TEST_PG_BINDIR"]))
+    candidates.append(DEFAULT_BINDIR)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            candidates.append(Path(out))
+    for candidate in candidates:
+        if all((candidate / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Server:
+    """One running test server."""
+
+    bindir: Path
+    root: Path
+    port: int
+    as_postgres_user: bool
+    users: int = 0
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "postgres.log"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def command(self, *args: str) -> list[str]:
+        if self.as_postgres_user:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return list(args)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=_COMMAND_TIMEOUT,
+            cwd=self.root,
+            check=False,
+        )
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        initdb = self.run(
+            str(self.bindir / "initdb"),
+            "-A",
+            "trust",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()}")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        started = self.run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        if started.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(
+                f"pg_ctl start failed ({started.returncode}): {started.stderr.strip()}\n{log}"
+            )
+
+    def stop(self) -> None:
+        try:
+            self.run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_lock = threading.Lock()
+_server: _Server | None = None
+
+
+def _start_server() -> _Server:
+    bindir = find_bindir()
+    if bindir is None:
+        _unavailable(
+            f"PostgreSQL 15 binaries not found at {DEFAULT_BINDIR} (nor via pg_config or "
+            "SOULPRINT_TEST_PG_BINDIR): install postgresql-15"
+        )
+        raise AssertionError("unreachable")  # pytest.skip/fail raise
+    as_postgres_user = os.geteuid() == 0
+    if as_postgres_user:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _unavailable("running as root, but there is no 'postgres' user to run initdb as")
+        if shutil.which("runuser") is None:
+            _unavailable("running as root, but 'runuser' is missing to run initdb as postgres")
+    last_error: Exception | None = None
+    for _attempt in range(3):  # a port picked as free can be taken before the server binds it
+        root = Path(tempfile.mkdtemp(prefix="soulprint-pg-"))
+        if as_postgres_user:
+            shutil.chown(root, user="postgres", group=None)
+        server = _Server(
+            bindir=bindir, root=root, port=_free_port(), as_postgres_user=as_postgres_user
+        )
+        try:
+            server.start()
+            server.create_database(SESSION_DATABASE)
+        except Exception as error:  # retried, then reported below
+            last_error = error
+            server.stop()
+            continue
+        return server
+    pytest.fail(f"could not start a test PostgreSQL server: {last_error}", pytrace=False)
+    raise AssertionError("unreachable")
+
+
+def _acquire() -> _Server:
+    global _server
+    with _lock:
+        if _server is None:
+            _server = _start_server()
+        _server.users += 1
+        return _server
+
+
+def _release() -> None:
+    global _server
+    with _lock:
+        if _server is None:
+            return
+        _server.users -= 1
+        if _server.users <= 0:
+            server, _server = _server, None
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a database on a throwaway PostgreSQL 15 server, for the whole test session."""
+    server = _acquire()
+    try:
+        yield server.url(SESSION_DATABASE)
+    finally:
+        _release()
+
+
+@pytest.fixture
+def postgres_profiles_url(postgres_url: str) -> Iterator[str]:
+    """URL of a fresh, empty database (``test_<uuid>``) on the session's server, for one test."""
+    server = _server
+    assert server is not None, "the postgres_url fixture keeps the server running"
+    name = f"test_{uuid.uuid4().hex}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)

@@ -1,0 +1,257 @@
+"""The per-user asset graph, run through Dagster on real files and a real instance."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.io_manager import LakeIOManager
+from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.model import SoulprintModel
+from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
+from soulprint_pipeline.profiles import open_profile_store
+from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.soulprint import SECTION_NAMES
+from soulprint_pipeline.storage import MiB
+from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
+
+ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]
+
+
+class Env:
+    """A data folder (uploads, lake), a user_profiles store and a Dagster instance."""
+
+    def __init__(self, root: Path, profiles_url: str, instance: dg.DagsterInstance) -> None:
+        self.root = root
+        self.uploads = root / "uploads"
+        self.lake = root / "lake"
+        self.profiles_url = profiles_url
+        self.instance = instance
+        s3 = S3Settings()
+        self.resources: dict[str, Any] = {
+            "uploads": UploadsResource(url=str(self.uploads), s3=s3),
+            "lake": LakeIOManager(url=str(self.lake), s3=s3),
+            "profiles": ProfilesResource(url=profiles_url),
+            "llm": SoulprintModel(),
+        }
+        self.defs = dg.Definitions(assets=ASSETS, jobs=[import_user], resources=self.resources)
+
+    def upload(self, user_id: str, name: str, data: bytes) -> Path:
+        path = self.uploads / user_id / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def run_import(self, user_id: str, upload: Path | None = None) -> dg.ExecuteInProcessResult:
+        """The import job, as the sensor or the import command starts it."""
+        if not self.instance.has_dynamic_partition(users.name, user_id):
+            self.instance.add_dynamic_partitions(users.name, [user_id])
+        tags = {UPLOAD_TAG: str(upload)} if upload else {}
+        return self.defs.resolve_job_def("import_user").execute_in_process(
+            instance=self.instance, partition_key=user_id, tags=tags, raise_on_error=False
+        )
+
+    def rematerialize(self, user_id: str, selection=ASSETS) -> dg.ExecuteInProcessResult:
+        """A re-run from the UI (or a backfill): no upload tag, no job hooks."""
+        if not self.instance.has_dynamic_partition(users.name, user_id):
+            self.instance.add_dynamic_partitions(users.name, [user_id])
+        return dg.materialize(
+            ASSETS,
+            selection=selection,
+            partition_key=user_id,
+            instance=self.instance,
+            resources=self.resources,
+            raise_on_error=False,
+        )
+
+    def row(self, user_id: str) -> dict[str, Any]:
+        store = open_profile_store(self.profiles_url)
+        try:
+            return store.get(user_id) or {}
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    with dg.instance_for_test() as instance:
+        yield Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+
+
+def _export(tmp_path: Path, seed: int, size: int = 2 * MiB, fmt: str = "zip") -> bytes:
+    path = tmp_path / f"generated-{seed}.{fmt}"
+    write_export(str(path), fmt=fmt, target_bytes=size, seed=seed)
+    return path.read_bytes()
+
+
+def _progress(env: Env, run_id: str) -> list[tuple[str, int]]:
+    records = env.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)
+    seen = []
+    for record in records:
+        metadata = record.dagster_event.event_specific_data.asset_observation.metadata
+        if "progress_percent" in metadata:
+            seen.append((metadata["stage"].value, metadata["progress_percent"].value))
+    return seen
+
+
+def test_two_users_side_by_side(env: Env, tmp_path: Path) -> None:
+    alice = env.upload("alice", "export.zip", _export(tmp_path, seed=1))
+    bob = env.upload("bob", "conversations.json", _export(tmp_path, seed=2, fmt="json"))
+    for user_id, upload in (("alice", alice), ("bob", bob)):
+        result = env.run_import(user_id, upload)
+        assert result.success
+        expected = ExportReader(str(upload))
+        for _ in expected.batches():
+            pass
+        row = env.row(user_id)
+        assert row["import_status"] == "complete" and row["progress_percent"] == 100
+        assert row["import_stage"] == "Complete" and row["import_error"] is None
+        assert row["total_messages"] == expected.stats.rows
+        assert row["total_conversations"] == expected.stats.conversations
+        assert set(row["soulprint"]) == set(SECTION_NAMES)
+        assert row["ai_name"] and row["ai_name"].lower() != "assistant"
+        assert "## Soul" in row["soulprint_text"]
+        assert json.loads(row["identity_md"])["ai_name"] == row["ai_name"]
+        parsed = result.asset_materializations_for_node("conversation_batches")[0]
+        assert parsed.partition == user_id
+        assert parsed.metadata["messages"].value == expected.stats.messages
+        assert parsed.metadata["conversations"].value == expected.stats.conversations
+    # no cross-talk: each user's lake holds their own copy and their own rows
+    assert (env.lake / "raw_export" / "alice").exists() and (
+        env.lake / "raw_export" / "bob"
+    ).exists()
+    assert env.row("alice")["total_messages"] != env.row("bob")["total_messages"]
+
+
+def test_progress_is_monotone_and_complete(env: Env, tmp_path: Path) -> None:
+    upload = env.upload("carol", "export.zip", _export(tmp_path, seed=3))
+    result = env.run_import("carol", upload)
+    assert result.success
+    progress = _progress(env, result.run_id)
+    percents = [percent for _, percent in progress]
+    assert percents == sorted(percents)
+    assert percents[0] == 0 and percents[-1] == 100
+    stages = list(dict.fromkeys(stage for stage, _ in progress))
+    assert stages == [
+        "Downloading export",
+        "Parsing conversations",
+        "Generating soulprint",
+        "Complete",
+    ]
+
+
+def test_rerun_replaces_every_output(env: Env, tmp_path: Path) -> None:
+    first = env.upload("dave", "a.zip", _export(tmp_path, seed=4))
+    assert env.run_import("dave", first).success
+    before = json.loads((env.lake / "conversation_batches" / "dave" / "CURRENT.json").read_text())
+    second = env.upload("dave", "b.json.gz", gzip.compress(chatgpt_export_bytes(7)))
+    assert env.run_import("dave", second).success
+    after = json.loads((env.lake / "conversation_batches" / "dave" / "CURRENT.json").read_text())
+    assert after["version"] != before["version"] and after["rows"] == 14
+    for asset in ("raw_export", "conversation_batches", "quick_pass_soulprint"):
+        versions = [p for p in (env.lake / asset / "dave").iterdir() if p.is_dir()]
+        assert len(versions) == 1, asset  # the old version is gone, nothing half-written
+    assert env.row("dave")["total_messages"] == 14
+
+
+def test_without_a_tag_the_newest_upload_is_imported(env: Env, tmp_path: Path) -> None:
+    env.upload("erin", "old.json", chatgpt_export_bytes(2))
+    newest = env.upload("erin", "new.json", chatgpt_export_bytes(5))
+    newest.touch()
+    assert env.rematerialize("erin").success
+    assert env.row("erin")["total_messages"] == 10
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "not-an-export": (b"<!DOCTYPE html><html>login</html>", "looks like an HTML page"),
+    "truncated": (chatgpt_export_bytes(30)[:-50], "cut short"),
+    "invalid-json": (
+        chatgpt_export_bytes(30).replace(b'"current_node"', b'"current_node" ]', 1),
+        "not valid JSON",
+    ),
+    "empty": (b"[]", "no conversations"),
+    "zip-bomb": (_zip({"conversations.json": b"[" + b" " * (64 * MiB) + b"]"}), "bomb"),
+    "no-conversations-zip": (_zip({"user.json": b"{}"}), "no conversations.json"),
+    "latin1": (chatgpt_export_bytes(3).replace(b"question 0", b"questi\xf3n 0"), "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_UPLOADS))
+def test_each_bad_input_ends_failed_with_its_message(env: Env, case: str) -> None:
+    data, expected = BAD_UPLOADS[case]
+    upload = env.upload(f"user-{case}", "upload.bin", data)
+    result = env.run_import(f"user-{case}", upload)
+    assert not result.success
+    row = env.row(f"user-{case}")
+    assert row["import_status"] == "failed"
+    assert expected in row["import_error"], row["import_error"]
+    assert "question" not in row["import_error"] and "answer" not in row["import_error"]
+
+
+def test_missing_upload_fails_clearly(env: Env) -> None:
+    result = env.run_import("frank")
+    assert not result.success
+    assert "No export has been uploaded for user frank" in env.row("frank")["import_error"]
+
+
+def test_a_complete_user_stays_complete_through_reruns(env: Env, tmp_path: Path) -> None:
+    upload = env.upload("gina", "export.zip", _export(tmp_path, seed=5))
+    assert env.run_import("gina", upload).success
+    good = env.row("gina")
+    # a backfill of the soulprint alone: the row never leaves `complete`
+    result = env.rematerialize("gina", [quick_pass_soulprint])
+    assert result.success
+    assert _progress(env, result.run_id)  # progress still shows in Dagster
+    again = env.row("gina")
+    assert again["import_status"] == "complete" and again["progress_percent"] == 100
+    assert again["soulprint"] == good["soulprint"]
+    # a re-run that fails (the uploads are gone) leaves the last good soulprint in place
+    shutil.rmtree(env.uploads / "gina")
+    assert not env.run_import("gina").success
+    after = env.row("gina")
+    assert after["import_status"] == "complete" and after["soulprint"] == good["soulprint"]
+    assert after["import_error"] is None
+
+
+def test_invalid_user_id_is_rejected_before_any_path(env: Env, tmp_path: Path) -> None:
+    result = env.rematerialize("../etc", [raw_export])
+    assert not result.success
+    assert not (tmp_path / "etc").exists()
+
+
+def test_definitions_validate() -> None:
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
