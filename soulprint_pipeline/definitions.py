@@ -3,12 +3,17 @@
 import dagster as dg
 
 from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
-from soulprint_pipeline.defs.jobs import import_failure_sensor, import_user
+from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.resources import default_resources
+from soulprint_pipeline.defs.sensors import (
+    import_failure_sensor,
+    import_queued_sensor,
+    upload_sensor,
+)
 
 defs = dg.Definitions(
     assets=[raw_export, conversation_batches, quick_pass_soulprint],
     jobs=[import_user],
-    sensors=[import_failure_sensor],
+    sensors=[upload_sensor, import_queued_sensor, import_failure_sensor],
     resources=default_resources(),
 )

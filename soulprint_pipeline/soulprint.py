@@ -29,14 +29,18 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 __all__ = [
     "KEYWORD_LIMIT",
@@ -311,7 +315,16 @@ _LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
 _MARKER_LANGUAGE = {
     word: language for language, words in _LANGUAGE_MARKERS.items() for word in words
 }
-_ALL_STOPWORDS = STOPWORDS | frozenset(_MARKER_LANGUAGE)
+#: Function words of those languages too, so they never pass for interests.
+_FOREIGN_STOPWORDS = _words(
+    "que qui quoi mon ma mes ton ta tes sa ses nos vos leur dans sur sont été fait comme plus "
+    "avoir faire cette ces aux du au et la le un il elle ils elles on se ne où donc car si "
+    "aussi bien tout tous peut con para como más pero sobre este esta estos estas ese esa "
+    "todo también hay ser fue al lo mi su sus yo du er sie es wir ihr oder aber auch nur "
+    "schon sehr von zu auf für sind war sein haben hat einen dem den im am zum zur dass wie "
+    "was wenn ao dos das seu sua meu minha eu ele ela isso esse essa di da nel non"
+)
+_ALL_STOPWORDS = STOPWORDS | frozenset(_MARKER_LANGUAGE) | _FOREIGN_STOPWORDS
 _LANGUAGE_NAMES = tuple(_LANGUAGE_MARKERS)
 _LANGUAGE_IDS = {language: index for index, language in enumerate(_LANGUAGE_NAMES)}
 
@@ -339,6 +352,9 @@ _SCRIPT_LANGUAGE = {
     "Hangul": "Korean",
     "Thai": "Thai",
 }
+_PUNCTUATION = ".,;:!?()[]{}<>\"'`*#_/\\|=+~^&%$@-–—…«»“”‘’„¿¡·•0123456789"
+#: Letters of the scripts other than Latin (a cheap pre-filter for the per-script passes).
+_NON_LATIN_RE = r"[\x{0370}-\x{1DFF}\x{3040}-\x{9FFF}\x{AC00}-\x{D7AF}\x{F900}-\x{FAFF}]"
 #: Scripts written without spaces between words: a "word" there is a whole phrase.
 _NO_SPACES_PY = re.compile("[\u0e00-\u0e7f\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -393,13 +409,15 @@ def _sum(values: pa.Array) -> int:
     return int(total or 0)
 
 
+def _utc_micros(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A timestamp column as ``timestamp[us, UTC]`` (Parquet or pandas may give ns, or no tz)."""
+    if column.type != _UTC_MICROS:
+        return column.cast(_UTC_MICROS)
+    return column
+
+
 def _count_true(mask: pa.Array) -> int:
     return _sum(pc.cast(pc.fill_null(mask, False), pa.int64()))
-
-
-def _length_bucket(length: int) -> int:
-    """Log-scale histogram bucket (about 9% wide) of a length in characters."""
-    return int(math.floor(math.log2(length + 1) * 8))
 
 
 def _bucket_value(bucket: int) -> float:
@@ -504,6 +522,7 @@ class ProfileEvidence:
         content_type = _strings(batch.column("content_type"))
         text = _strings(batch.column("text"))
 
+        # a conversation's rows are numbered from 0 (a split conversation continues its count)
         self.conversations += _count_true(pc.equal(batch.column("position"), 0))
         signal = pc.is_in(content_type, pa.array([CUSTOM_INSTRUCTIONS, MEMORY]))
         message = pc.invert(signal)
@@ -514,8 +533,9 @@ class ProfileEvidence:
         self.code_rows += _count_true(pc.equal(content_type, "code"))
         self.execution_outputs += _count_true(pc.equal(content_type, "execution_output"))
         self.tether_quotes += _count_true(pc.equal(content_type, "tether_quote"))
-        has_image = pc.match_substring(text, "[image]")
-        self.generated_images += _count_true(pc.and_(pc.invert(is_user), has_image))
+        # images shown by the assistant or a tool (DALL-E) come as multimodal_text rows
+        shown = pc.and_(pc.invert(is_user), pc.equal(content_type, "multimodal_text"))
+        self.generated_images += _count_true(pc.match_substring(pc.filter(text, shown), "[image]"))
         self.assistant_lengths.add(pc.utf8_length(pc.filter(text, is_assistant)))
 
         if _count_true(signal):
@@ -526,13 +546,13 @@ class ProfileEvidence:
             self._add_user_messages(
                 _strings(users.column("text")),
                 _strings(users.column("content_type")),
-                users.column("created_at"),
+                _utc_micros(users.column("created_at")),
             )
 
     def _add_signals(self, rows: pa.RecordBatch) -> None:
         kinds = _strings(rows.column("content_type")).to_pylist()
         texts = _strings(rows.column("text")).to_pylist()
-        times = pc.cast(rows.column("created_at"), pa.int64()).to_pylist()
+        times = pc.cast(_utc_micros(rows.column("created_at")), pa.int64()).to_pylist()
         for kind, text, micros in zip(kinds, texts, times, strict=True):
             text = (text or "").strip()[:MAX_SIGNAL_CHARS]
             if not text:
@@ -567,9 +587,9 @@ class ProfileEvidence:
         self.user_code += _count_true(
             pc.or_(pc.match_substring(text, "```"), pc.equal(content_type, "code"))
         )
-        self.user_images += _count_true(pc.match_substring(text, "[image]"))
 
         sample = pc.utf8_slice_codeunits(text, 0, KEYWORD_SAMPLE_CHARS)
+        self.user_images += _count_true(pc.match_substring(sample, "[image]"))
         self.questions += _count_true(pc.match_substring_regex(sample, _QUESTION_RE))
         self.exclaims += _count_true(pc.match_substring_regex(sample, _EXCLAIM_RE))
         self.polite += _count_true(pc.match_substring_regex(sample, _POLITE_RE))
@@ -583,9 +603,15 @@ class ProfileEvidence:
         self.emoji_messages += _count_true(pc.greater(emoji, 0))
 
         script_sample = pc.utf8_slice_codeunits(text, 0, SCRIPT_SAMPLE_CHARS)
+        # only the messages with some non-Latin letter are worth a pass per script
+        other = pc.filter(script_sample, pc.match_substring_regex(script_sample, _NON_LATIN_RE))
         for script, pattern in _SCRIPTS.items():
             # two letters in a row: a word, not a stray symbol (first match ends the search)
-            found = _count_true(pc.match_substring_regex(script_sample, f"{pattern}{{2}}"))
+            found = _count_true(
+                pc.match_substring_regex(
+                    script_sample if script == "Latin" else other, f"{pattern}{{2}}"
+                )
+            )
             if found:
                 self.script_messages[script] += found
 
@@ -593,10 +619,12 @@ class ProfileEvidence:
         self._add_relations(sample)
 
     def _add_words(self, sample: pa.Array) -> None:
+        # Split on whitespace, then trim punctuation (much faster in Arrow than a regex split);
+        # tokens still holding other characters ("don't", "user_id") are skipped below.
         # Document frequency, in Arrow: each (message, word) pair counts once. A word is its
         # index in the batch's dictionary of words, so a pair is one int64 key.
-        tokens = pc.split_pattern_regex(pc.utf8_lower(sample), r"[^\p{L}\p{M}]+")
-        words = pc.list_flatten(tokens)
+        tokens = pc.utf8_split_whitespace(pc.utf8_lower(sample))
+        words = pc.utf8_trim(pc.list_flatten(tokens), characters=_PUNCTUATION)
         if len(words) == 0:
             return
         messages = len(sample)
@@ -617,6 +645,7 @@ class ProfileEvidence:
             if (
                 3 <= len(word) <= 30
                 and word not in _ALL_STOPWORDS
+                and _is_word(word)
                 and not _NO_SPACES_PY.search(word)
             ):
                 self.add_keyword(word, count)
@@ -678,6 +707,13 @@ class ProfileEvidence:
         """The most frequent keywords (ties broken alphabetically, so the order is stable)."""
         ranked = sorted(self.keywords.items(), key=lambda item: (-item[1], item[0]))
         return [(word, n) for word, n in ranked[:count] if n >= minimum]
+
+
+def _is_word(token: str) -> bool:
+    """Letters only (combining marks allowed, as in Devanagari)."""
+    return token.isalpha() or all(
+        char.isalpha() or unicodedata.category(char).startswith("M") for char in token
+    )
 
 
 def _keep_newest(store: dict[str, float], text: str, seconds: float, limit: int) -> None:
@@ -1055,263 +1091,290 @@ def _pick(options: tuple[str, ...], digest: str) -> str:
 # --------------------------------------------------------------------------- the offline model
 
 
-def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
-    """A deterministic soulprint computed from the evidence alone (no network, no model).
+@dataclass(frozen=True)
+class _Reading:
+    """What the offline model reads off the evidence, shared by the section builders."""
 
-    Same evidence, same sections. Style fields come from the person's own messages (length,
-    questions, politeness, emoji, laughter, feelings, languages), interests from their most
-    frequent keywords and the topics these suggest, usage from content types (code, images,
-    browsing, code execution) and topics, depth from the assistant's answer lengths. Name,
-    location and occupation are read only where custom instructions or memories state them
-    plainly ("my name is X", "I live in X", "I am a X", "User works as a X"). Without evidence
-    a field is ``NOT_ENOUGH_DATA`` or ``[]``. The result passes :func:`validate_sections`.
-    """
+    evidence: ProfileEvidence
+    n: int  # user messages
+    instructions: list[str]  # "How to respond" sentences of the newest custom instructions
+    no_emoji_asked: bool
+    name: str
+    address: str
+    location: str
+    occupation: str
+    relationships: list[str]
+    preferences: list[str]  # stated preferences ("prefers concise answers")
+    other_facts: list[str]  # other facts about the person, from their profile signals
+    themes: list[str]  # topic themes, strongest first
+    dominant: str  # the strongest theme, or ""
+    languages: list[str]
+    keywords: list[str]
+    q_rate: float
+    polite_rate: float
+    emoji_rate: float
+    exclaim_rate: float
+    laugh_rate: float
+    feeling_rate: float
+    lower_rate: float
+    image_rate: float
+    long_rate: float
+    median_len: float
+    coding: bool
+    research: bool
+
+    @property
+    def stated(self) -> list[str]:
+        """The person's own instructions and preferences, the ones to honor first."""
+        return self.instructions[:2] + self.preferences[:2]
+
+    @property
+    def who(self) -> str:
+        return self.address if self.address != NOT_ENOUGH_DATA else self.name
+
+    def theme_labels(self, count: int) -> list[str]:
+        return [_THEME_LABELS[theme] for theme in self.themes[:count]]
+
+
+def _read(evidence: ProfileEvidence) -> _Reading:
     n = evidence.user_messages
     custom = evidence.custom_instructions
     facts = _fact_sentences(custom + evidence.memories)
     instructions = _instructions(custom[0]) if custom else []
-    no_emoji_asked = any(re.search(r"(?i)\bno emoji", s) for s in instructions + facts)
-
     name = _first_match(_NAME_PATTERNS, facts, _name_ok)
-    address = _first_match((_ADDRESS_RE,), facts, lambda _p, _v: True)
     location = _first_match(_LOCATION_PATTERNS, facts, _location_ok)
     occupation = _first_match(_OCCUPATION_PATTERNS, facts, _occupation_ok)
-    relationships = _relationships(evidence, facts)
     personal = _personal_facts(facts, (name, location, occupation))
     preferences = [fact for fact in personal if "prefer" in fact.lower()]
-    other_facts = [fact for fact in personal if fact not in preferences]
-
-    themes = _theme_scores(evidence)
-    theme_names = [theme for theme, _ in themes]
-    dominant = theme_names[0] if theme_names else ""
-    languages = _languages(evidence)
-    minimum = 2 if n >= 20 else 1
-    keywords = [word for word, _ in evidence.top_keywords(40, minimum)]
-
-    q_rate = _share(evidence.questions, n)
-    polite_rate = _share(evidence.polite, n)
-    emoji_rate = _share(evidence.emoji_messages, n)
-    exclaim_rate = _share(evidence.exclaims, n)
-    laugh_rate = _share(evidence.laughs, n)
-    feeling_rate = _share(evidence.feelings, n)
-    lower_rate = _share(evidence.lowercase_starts, n)
+    themes = [theme for theme, _ in _theme_scores(evidence)]
     code_rate = _share(evidence.user_code, n)
-    image_rate = _share(evidence.user_images, n)
-    long_rate = _share(evidence.long_messages, n)
-    median_len = evidence.user_lengths.median
-    answer_median = evidence.assistant_lengths.median
-    coding = dominant == "coding" or "coding" in theme_names[:3] or code_rate >= 0.03
-    research = (
-        evidence.tether_quotes > 0
-        and _share(evidence.tether_quotes, max(evidence.conversations, 1)) >= 0.02
+    return _Reading(
+        evidence=evidence,
+        n=n,
+        instructions=instructions,
+        no_emoji_asked=any(re.search(r"(?i)\bno emoji", s) for s in instructions + facts),
+        name=name,
+        address=_first_match((_ADDRESS_RE,), facts, lambda _p, _v: True),
+        location=location,
+        occupation=occupation,
+        relationships=_relationships(evidence, facts),
+        preferences=preferences,
+        other_facts=[fact for fact in personal if fact not in preferences],
+        themes=themes,
+        dominant=themes[0] if themes else "",
+        languages=_languages(evidence),
+        keywords=[word for word, _ in evidence.top_keywords(40, 2 if n >= 20 else 1)],
+        q_rate=_share(evidence.questions, n),
+        polite_rate=_share(evidence.polite, n),
+        emoji_rate=_share(evidence.emoji_messages, n),
+        exclaim_rate=_share(evidence.exclaims, n),
+        laugh_rate=_share(evidence.laughs, n),
+        feeling_rate=_share(evidence.feelings, n),
+        lower_rate=_share(evidence.lowercase_starts, n),
+        image_rate=_share(evidence.user_images, n),
+        long_rate=_share(evidence.long_messages, n),
+        median_len=evidence.user_lengths.median,
+        coding="coding" in themes[:3] or code_rate >= 0.03,
+        research=_share(evidence.tether_quotes, max(evidence.conversations, 1)) >= 0.02,
     )
 
-    # -- soul ------------------------------------------------------------------------------
-    traits: list[str] = []
-    if n:
-        candidates = [
-            ("curious", q_rate >= 0.25),
-            ("courteous", polite_rate >= 0.08),
-            ("expressive", emoji_rate >= 0.08 or exclaim_rate >= 0.15),
-            ("technical", coding),
-            ("multilingual", len(languages) >= 2),
-            ("thorough", median_len >= 250),
-            ("concise", 0 < median_len < 60),
-            ("emotionally open", feeling_rate >= 0.05),
-            ("playful", laugh_rate >= 0.03),
-            ("visually minded", image_rate >= 0.03),
-            ("research-minded", research),
-            ("creative", "writing" in theme_names[:3]),
-            ("family-oriented", "family" in theme_names[:3]),
-            ("health-conscious", "fitness" in theme_names[:3] or "health" in theme_names[:3]),
-            ("practical", bool({"planning", "career", "finance"} & set(theme_names[:3]))),
-            ("consistent", evidence.conversations >= 100),
-        ]
-        traits = [trait for trait, holds in candidates if holds][:7]
-        for fallback in ("inquisitive", "self-directed", "pragmatic"):
-            if len(traits) >= 3:
-                break
-            if fallback not in traits:
-                traits.append(fallback)
 
-    if n:
-        if median_len < 60:
-            length_style = "Brief and to the point, in short messages"
-        elif median_len < 250:
-            length_style = "Conversational, in a few sentences at a time"
+def _traits(r: _Reading) -> list[str]:
+    if not r.n:
+        return []
+    top = set(r.themes[:3])
+    candidates = [
+        ("curious", r.q_rate >= 0.25),
+        ("courteous", r.polite_rate >= 0.08),
+        ("expressive", r.emoji_rate >= 0.08 or r.exclaim_rate >= 0.15),
+        ("technical", r.coding),
+        ("multilingual", len(r.languages) >= 2),
+        ("thorough", r.median_len >= 250),
+        ("concise", 0 < r.median_len < 60),
+        ("emotionally open", r.feeling_rate >= 0.05),
+        ("playful", r.laugh_rate >= 0.03),
+        ("visually minded", r.image_rate >= 0.03),
+        ("research-minded", r.research),
+        ("creative", "writing" in top),
+        ("family-oriented", "family" in top),
+        ("health-conscious", bool({"fitness", "health"} & top)),
+        ("practical", bool({"planning", "career", "finance"} & top)),
+        ("consistent", r.evidence.conversations >= 100),
+    ]
+    traits = [trait for trait, holds in candidates if holds][:7]
+    for fallback in ("inquisitive", "self-directed", "pragmatic"):
+        if len(traits) >= 3:
+            break
+        if fallback not in traits:
+            traits.append(fallback)
+    return traits
+
+
+def _soul(r: _Reading) -> dict[str, Any]:
+    soul: dict[str, Any] = {"personality_traits": _traits(r)}
+    if r.n:
+        if r.median_len < 60:
+            parts = ["Brief and to the point, in short messages"]
+        elif r.median_len < 250:
+            parts = ["Conversational, in a few sentences at a time"]
         else:
-            length_style = "Detailed and thorough, often giving plenty of context"
-        parts = [length_style]
-        if q_rate >= 0.3:
+            parts = ["Detailed and thorough, often giving plenty of context"]
+        if r.q_rate >= 0.3:
             parts.append("leads with direct questions")
-        if long_rate >= 0.05:
+        if r.long_rate >= 0.05:
             parts.append("pastes longer documents to work on")
-        if languages:
-            parts.append(f"writes mostly in {_join(languages[:3])}")
-        communication_style = "; ".join(parts)
-    else:
-        communication_style = NOT_ENOUGH_DATA
+        if r.languages:
+            parts.append(f"writes mostly in {_join(r.languages[:3])}")
+        soul["communication_style"] = "; ".join(parts)
 
-    if n:
         tones = []
-        if polite_rate >= 0.08:
+        if r.polite_rate >= 0.08:
             tones.append("warm and courteous")
-        if emoji_rate >= 0.08 and not no_emoji_asked:
+        if r.emoji_rate >= 0.08 and not r.no_emoji_asked:
             tones.append("playful, emoji-friendly")
-        if exclaim_rate >= 0.15:
+        if r.exclaim_rate >= 0.15:
             tones.append("upbeat")
-        if not tones:
-            tones.append("neutral and matter-of-fact")
-        tone_preferences = f"Responds well to a {_join(tones)} tone"
-    else:
-        tone_preferences = NOT_ENOUGH_DATA
+        soul["tone_preferences"] = (
+            f"Responds well to a {_join(tones or ['neutral and matter-of-fact'])} tone"
+        )
 
-    boundary_items = instructions[:2] + preferences[:2]
-    boundaries = (
-        "Stated preferences to respect: " + "; ".join(item.rstrip(".") for item in boundary_items)
-        if boundary_items
-        else NOT_ENOUGH_DATA
-    )
-
-    if n and laugh_rate >= 0.02:
-        humor_style = "Light and playful; laughs easily in chat"
-    elif n and emoji_rate >= 0.08:
-        humor_style = "Light, shown through emoji more than jokes"
-    elif n >= 20:
-        humor_style = "Mostly earnest; humor rarely shows in the messages"
-    else:
-        humor_style = NOT_ENOUGH_DATA
-
-    if n:
-        formal = (polite_rate >= 0.15) + (median_len >= 150) + (lower_rate < 0.2)
+        formal = (r.polite_rate >= 0.15) + (r.median_len >= 150) + (r.lower_rate < 0.2)
         casual = (
-            (emoji_rate >= 0.1) + (lower_rate >= 0.5) + (median_len < 40) + (laugh_rate >= 0.03)
+            (r.emoji_rate >= 0.1)
+            + (r.lower_rate >= 0.5)
+            + (r.median_len < 40)
+            + (r.laugh_rate >= 0.03)
         )
         if formal - casual >= 2:
-            formality_level = "Formal: polite, complete sentences"
+            soul["formality_level"] = "Formal: polite, complete sentences"
         elif casual - formal >= 1:
-            formality_level = "Casual: relaxed, informal messages"
+            soul["formality_level"] = "Casual: relaxed, informal messages"
         else:
-            formality_level = "Semi-formal: friendly but clear"
-    else:
-        formality_level = NOT_ENOUGH_DATA
+            soul["formality_level"] = "Semi-formal: friendly but clear"
 
-    if n and feeling_rate >= 0.05:
-        emotional_patterns = "Open about feelings; shares stress, worries and excitement"
-    elif n >= 20:
-        emotional_patterns = "Reserved; focuses on tasks more than feelings"
-    else:
-        emotional_patterns = NOT_ENOUGH_DATA
-
-    # -- identity --------------------------------------------------------------------------
-    digest = "|".join([str(n), dominant, *keywords[:5], *traits])
-    ai_name = _pick(_THEME_NAMES.get(dominant, _THEME_NAMES[""]), digest)
-    adjective = (traits[0] if traits else "steady").split()[0].split("-")[0].capitalize()
-    archetype = (
-        f"{adjective} {_THEME_ROLES.get(dominant, _THEME_ROLES[''])}" if n else "Blank Slate"
-    )
-    vibe = _cap(_join(traits[:3])) if traits else NOT_ENOUGH_DATA
-    if no_emoji_asked:
-        emoji_style = "None: the person asked for no emoji"
-    elif not n:
-        emoji_style = NOT_ENOUGH_DATA
-    elif emoji_rate == 0 and n >= 10:
-        emoji_style = "No emoji; keep replies text-only"
-    elif emoji_rate < 0.05:
-        emoji_style = "Rare; only mirror emoji when the person uses them"
-    elif emoji_rate < 0.2:
-        emoji_style = "Occasional emoji to match the person's warmth"
-    else:
-        emoji_style = "Frequent, expressive emoji"
-    who = address if address != NOT_ENOUGH_DATA else name
-    if not n:
-        signature_greeting = NOT_ENOUGH_DATA
-    else:
-        hello = "Hello" if formality_level.startswith("Formal") else "Hey"
-        greeting_name = f" {who}" if who != NOT_ENOUGH_DATA else ""
-        topic = _THEME_LABELS[dominant] if dominant else ""
-        follow = (
-            f"What's on your mind, {topic} or something new?"
-            if topic
-            else ("What are we working on today?")
+    if r.stated:
+        soul["boundaries"] = "Stated preferences to respect: " + "; ".join(
+            item.rstrip(".") for item in r.stated
         )
-        signature_greeting = f"{hello}{greeting_name}! {ai_name} here. {follow}"
 
-    # -- user ------------------------------------------------------------------------------
-    interests: list[str] = []
-    for theme in theme_names[:4]:
-        interests.append(_THEME_LABELS[theme])
+    if r.n and r.laugh_rate >= 0.02:
+        soul["humor_style"] = "Light and playful; laughs easily in chat"
+    elif r.n and r.emoji_rate >= 0.08:
+        soul["humor_style"] = "Light, shown through emoji more than jokes"
+    elif r.n >= 20:
+        soul["humor_style"] = "Mostly earnest; humor rarely shows in the messages"
+
+    if r.n and r.feeling_rate >= 0.05:
+        soul["emotional_patterns"] = "Open about feelings; shares stress, worries and excitement"
+    elif r.n >= 20:
+        soul["emotional_patterns"] = "Reserved; focuses on tasks more than feelings"
+    return soul
+
+
+def _identity(r: _Reading, soul: Mapping[str, Any]) -> dict[str, Any]:
+    traits: list[str] = soul["personality_traits"]
+    digest = "|".join([str(r.n), r.dominant, *r.keywords[:5], *traits])
+    ai_name = _pick(_THEME_NAMES[r.dominant], digest)
+    identity: dict[str, Any] = {"ai_name": ai_name}
+    if r.n:
+        adjective = traits[0].split()[0].split("-")[0].capitalize()
+        identity["archetype"] = f"{adjective} {_THEME_ROLES[r.dominant]}"
+    else:
+        identity["archetype"] = "Blank Slate"
+    if traits:
+        identity["vibe"] = _cap(_join(traits[:3]))
+
+    if r.no_emoji_asked:
+        identity["emoji_style"] = "None: the person asked for no emoji"
+    elif r.n >= 10 and r.emoji_rate == 0:
+        identity["emoji_style"] = "No emoji; keep replies text-only"
+    elif r.n and r.emoji_rate < 0.05:
+        identity["emoji_style"] = "Rare; only mirror emoji when the person uses them"
+    elif r.n and r.emoji_rate < 0.2:
+        identity["emoji_style"] = "Occasional emoji to match the person's warmth"
+    elif r.n:
+        identity["emoji_style"] = "Frequent, expressive emoji"
+
+    if r.n:
+        hello = "Hello" if str(soul.get("formality_level", "")).startswith("Formal") else "Hey"
+        name = f" {r.who}" if r.who != NOT_ENOUGH_DATA else ""
+        if r.dominant:
+            follow = f"What's on your mind, {_THEME_LABELS[r.dominant]} or something new?"
+        else:
+            follow = "What are we working on today?"
+        identity["signature_greeting"] = f"{hello}{name}! {ai_name} here. {follow}"
+    return identity
+
+
+def _user(r: _Reading) -> dict[str, Any]:
+    evidence = r.evidence
+    interests = r.theme_labels(4)
+    covered = set().union(*(_THEMES[theme] for theme in r.themes[:4]))
     mentioned = {name.lower() for (_, name) in evidence.relations if name}
-    for word in keywords:
+    for word in r.keywords:
         if len(interests) >= 10:
             break
-        if (
-            word not in mentioned
-            and word not in interests
-            and not any(word in _THEMES[t] for t in theme_names[:4])
-        ):
+        if word not in mentioned and word not in covered and word not in interests:
             interests.append(word)
 
     context: list[str] = []
-    if other_facts:
-        context.append("Known from their profile: " + "; ".join(other_facts[:4]))
-    if n:
+    if r.other_facts:
+        context.append("Known from their profile: " + "; ".join(r.other_facts[:4]))
+    if r.n:
         span = ""
         if evidence.first_user_at is not None and evidence.last_user_at is not None:
-            first = _year(evidence.first_user_at)
-            last = _year(evidence.last_user_at)
+            first, last = _year(evidence.first_user_at), _year(evidence.last_user_at)
             span = f" from {first} to {last}" if first != last else f" in {first}"
+        about = f", mostly about {_join(r.theme_labels(3))}" if r.themes else ""
         context.append(
             f"{_plural(evidence.conversations, 'conversation')} and"
-            f" {_plural(n, 'message')}{span}"
-            + (
-                f", mostly about {_join([_THEME_LABELS[t] for t in theme_names[:3]])}"
-                if theme_names
-                else ""
-            )
+            f" {_plural(r.n, 'message')}{span}{about}"
         )
         if sum(evidence.hours):
-            peak_hour = max(range(24), key=lambda h: (evidence.hours[h], -h))
-            peak_day = max(range(7), key=lambda d: (evidence.weekdays[d], -d))
-            context.append(
-                f"most active around {peak_hour:02d}:00 UTC, busiest on {_WEEKDAYS[peak_day]}s"
-            )
-    life_context = "; ".join(context) if context else NOT_ENOUGH_DATA
-    preferred_address = who
+            hour = max(range(24), key=lambda h: (evidence.hours[h], -h))
+            day = max(range(7), key=lambda d: (evidence.weekdays[d], -d))
+            context.append(f"most active around {hour:02d}:00 UTC, busiest on {_WEEKDAYS[day]}s")
+    return {
+        "name": r.name,
+        "location": r.location,
+        "occupation": r.occupation,
+        "relationships": r.relationships,
+        "interests": interests,
+        "life_context": "; ".join(context) if context else NOT_ENOUGH_DATA,
+        "preferred_address": r.who,
+    }
 
-    # -- agents ----------------------------------------------------------------------------
-    if n:
-        if median_len < 60 or any("concise" in p.lower() for p in boundary_items):
-            response_style = "Lead with the answer in a few lines, then offer more if useful"
-        elif median_len < 250:
-            response_style = "Clear, well-structured answers of moderate length"
+
+def _agents(r: _Reading) -> dict[str, Any]:
+    agents: dict[str, Any] = {}
+    stated = " ".join(r.stated).lower()
+    multilingual = len(r.languages) >= 2
+    if r.n:
+        if r.median_len < 60 or "concise" in stated:
+            style = "Lead with the answer in a few lines, then offer more if useful"
+        elif r.median_len < 250:
+            style = "Clear, well-structured answers of moderate length"
         else:
-            response_style = "Thorough, structured answers that engage with all the context"
-        if any("bullet" in p.lower() for p in boundary_items):
-            response_style += "; bullet points welcome"
-    else:
-        response_style = NOT_ENOUGH_DATA
+            style = "Thorough, structured answers that engage with all the context"
+        if "bullet" in stated:
+            style += "; bullet points welcome"
+        agents["response_style"] = style
 
     rules: list[str] = []
-    if instructions:
-        rules.append(f"Follow the person's standing instruction: {instructions[0]}")
-    if n:
-        if len(languages) >= 2:
-            rules.append(f"Reply in the language of the message ({_join(languages[:4])})")
-        if coding:
-            rules.append("Give runnable code in fenced blocks and explain the why briefly")
-        if median_len < 60:
-            rules.append("Keep answers short and skip long preambles")
-        if q_rate >= 0.25:
-            rules.append("Answer the question asked first, then add context")
-        if polite_rate >= 0.08:
-            rules.append("Match the person's courtesy with a warm tone")
-        if feeling_rate >= 0.05:
-            rules.append("Acknowledge feelings before jumping to solutions")
-        if research:
-            rules.append("Cite sources when stating facts from the web")
-        if relationships:
-            rules.append("Remember the people and pets the person mentions by name")
+    if r.instructions:
+        rules.append(f"Follow the person's standing instruction: {r.instructions[0]}")
+    if r.n:
+        candidates = [
+            (f"Reply in the language of the message ({_join(r.languages[:4])})", multilingual),
+            ("Give runnable code in fenced blocks and explain the why briefly", r.coding),
+            ("Keep answers short and skip long preambles", r.median_len < 60),
+            ("Answer the question asked first, then add context", r.q_rate >= 0.25),
+            ("Match the person's courtesy with a warm tone", r.polite_rate >= 0.08),
+            ("Acknowledge feelings before jumping to solutions", r.feeling_rate >= 0.05),
+            ("Cite sources when stating facts from the web", r.research),
+            ("Remember the people and pets the person mentions by name", bool(r.relationships)),
+        ]
+        rules += [rule for rule, holds in candidates if holds]
         for fallback in (
             "Ask one clarifying question when a request is ambiguous",
             "Be honest about uncertainty instead of guessing",
@@ -1320,152 +1383,133 @@ def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
             if len(rules) >= 3:
                 break
             rules.append(fallback)
-    behavioral_rules = rules[:7]
+    agents["behavioral_rules"] = rules[:7]
 
-    if n:
+    if r.n:
         adapt = []
-        if len(languages) >= 2:
-            adapt.append(f"switch between {_join(languages[:4])} as the person does")
-        if coding:
+        if multilingual:
+            adapt.append(f"switch between {_join(r.languages[:4])} as the person does")
+        if r.coding:
             adapt.append("go technical and precise for code")
-        if feeling_rate >= 0.05 or "family" in theme_names or "health" in theme_names:
+        if r.feeling_rate >= 0.05 or {"family", "health"} & set(r.themes):
             adapt.append("slow down and be supportive for personal topics")
-        if not adapt:
-            adapt.append("match the length and tone of each message")
-        context_adaptation = _cap(_join(adapt))
-    else:
-        context_adaptation = NOT_ENOUGH_DATA
+        agents["context_adaptation"] = _cap(
+            _join(adapt or ["match the length and tone of each message"])
+        )
 
     remember = []
-    if name != NOT_ENOUGH_DATA:
-        remember.append(f"their name ({name})")
-    if occupation != NOT_ENOUGH_DATA:
-        remember.append(f"their work ({occupation})")
-    if location != NOT_ENOUGH_DATA:
-        remember.append(f"where they live ({location})")
-    if relationships:
-        remember.append(f"the people and pets in their life ({', '.join(relationships[:4])})")
-    if theme_names:
-        remember.append(f"ongoing interests ({_join([_THEME_LABELS[t] for t in theme_names[:3]])})")
-    memory_directives = (
-        "Remember " + "; ".join(remember) + "; refer back to them naturally"
-        if remember
-        else NOT_ENOUGH_DATA
-    )
-
-    do_not: list[str] = []
-    for instruction in instructions:
-        if re.match(r"(?i)(no|don't|do not|never|avoid|stop)\b", instruction):
-            do_not.append(instruction)
-    if n:
-        if no_emoji_asked or (n >= 20 and emoji_rate == 0):
-            do_not.append("Do not use emoji")
-        if median_len < 60:
-            do_not.append("Do not pad answers with long introductions")
-        if len(languages) >= 2:
-            do_not.append("Do not switch away from the language the person wrote in")
-        if polite_rate >= 0.08:
-            do_not.append("Do not be curt or dismissive")
-    do_not = do_not[:7]
-
-    # -- tools -----------------------------------------------------------------------------
-    usage: list[str] = []
-    if coding:
-        usage.append(_THEME_USAGE["coding"])
-    if evidence.execution_outputs:
-        usage.append("data analysis with code execution")
-    if research:
-        usage.append("research with web browsing")
-    if evidence.user_images:
-        usage.append("questions about images and photos")
-    if evidence.generated_images:
-        usage.append("image generation")
-    if long_rate >= 0.02:
-        usage.append("summarizing and editing long documents")
-    for theme in theme_names:
-        label = _THEME_USAGE[theme]
-        if label not in usage:
-            usage.append(label)
-    likely_usage = usage[:8]
-
-    capabilities: list[str] = []
-    if coding:
-        capabilities.append("code writing and debugging")
-    if evidence.execution_outputs:
-        capabilities.append("code execution")
-    if research:
-        capabilities.append("web browsing")
-    if evidence.user_images:
-        capabilities.append("image understanding")
-    if evidence.generated_images:
-        capabilities.append("image generation")
-    if len(languages) >= 2 or "languages" in theme_names:
-        capabilities.append("translation")
-    if long_rate >= 0.02:
-        capabilities.append("long-document summarization")
-    if evidence.memory_rows:
-        capabilities.append("memory")
-
-    outputs = [p.rstrip(".") for p in preferences[:2]]
-    if coding:
-        outputs.append("fenced code blocks with short explanations")
-    if n and not outputs:
-        outputs.append(
-            "short paragraphs" if median_len < 250 else "structured answers with headings"
+    if r.name != NOT_ENOUGH_DATA:
+        remember.append(f"their name ({r.name})")
+    if r.occupation != NOT_ENOUGH_DATA:
+        remember.append(f"their work ({r.occupation})")
+    if r.location != NOT_ENOUGH_DATA:
+        remember.append(f"where they live ({r.location})")
+    if r.relationships:
+        remember.append(f"the people and pets in their life ({', '.join(r.relationships[:4])})")
+    if r.themes:
+        remember.append(f"ongoing interests ({_join(r.theme_labels(3))})")
+    if remember:
+        agents["memory_directives"] = (
+            "Remember " + "; ".join(remember) + "; refer back to them naturally"
         )
-    output_preferences = _cap("; ".join(outputs)) if outputs else NOT_ENOUGH_DATA
 
-    if not evidence.assistant_lengths.count:
-        depth_preference = NOT_ENOUGH_DATA
-    else:
-        chars = int(answer_median)
-        if answer_median < 400:
+    do_not = [
+        instruction
+        for instruction in r.instructions
+        if re.match(r"(?i)(no|don't|do not|never|avoid|stop)\b", instruction)
+    ]
+    if r.n:
+        if r.no_emoji_asked or (r.n >= 20 and r.emoji_rate == 0):
+            do_not.append("Do not use emoji")
+        if r.median_len < 60:
+            do_not.append("Do not pad answers with long introductions")
+        if multilingual:
+            do_not.append("Do not switch away from the language the person wrote in")
+        if r.polite_rate >= 0.08:
+            do_not.append("Do not be curt or dismissive")
+    agents["do_not"] = do_not[:7]
+    return agents
+
+
+def _tools(r: _Reading) -> dict[str, Any]:
+    evidence = r.evidence
+    usage: list[str] = []
+    capabilities: list[str] = []
+    signals = [
+        (r.coding, "coding and debugging", "code writing and debugging"),
+        (evidence.execution_outputs > 0, "data analysis with code execution", "code execution"),
+        (r.research, "research with web browsing", "web browsing"),
+        (evidence.user_images > 0, "questions about images and photos", "image understanding"),
+        (evidence.generated_images > 0, "image generation", "image generation"),
+        (
+            len(r.languages) >= 2 or "languages" in r.themes,
+            "",
+            "translation",
+        ),
+        (
+            r.long_rate >= 0.02,
+            "summarizing and editing long documents",
+            "long-document summarization",
+        ),
+        (evidence.memory_rows > 0, "", "memory"),
+    ]
+    for holds, use, capability in signals:
+        if holds:
+            if use:
+                usage.append(use)
+            capabilities.append(capability)
+    for theme in r.themes:
+        if _THEME_USAGE[theme] not in usage:
+            usage.append(_THEME_USAGE[theme])
+
+    outputs = [preference.rstrip(".") for preference in r.preferences[:2]]
+    if r.coding:
+        outputs.append("fenced code blocks with short explanations")
+    if r.n and not outputs:
+        outputs.append(
+            "short paragraphs" if r.median_len < 250 else "structured answers with headings"
+        )
+
+    tools: dict[str, Any] = {
+        "likely_usage": usage[:8],
+        "capabilities_emphasis": capabilities,
+    }
+    if outputs:
+        tools["output_preferences"] = _cap("; ".join(outputs))
+    answers = evidence.assistant_lengths
+    if answers.count:
+        median = answers.median
+        if median < 400:
             depth = "Brief answers"
-        elif answer_median < 1500:
+        elif median < 1500:
             depth = "Moderate depth"
         else:
             depth = "In-depth, detailed answers"
-        depth_preference = f"{depth} (answers so far run about {chars} characters)"
+        tools["depth_preference"] = f"{depth} (answers so far run about {int(median)} characters)"
+    return tools
 
+
+def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
+    """A deterministic soulprint computed from the evidence alone (no network, no model).
+
+    Same evidence, same sections. Style fields come from the person's own messages (length,
+    questions, politeness, emoji, laughter, feelings, languages), interests from the topics
+    their most frequent keywords suggest and the keywords themselves, usage from content types
+    (code, images, browsing, code execution) and topics, depth from the assistant's answer
+    lengths, the AI's name from a themed list, picked by a hash of the evidence. Name,
+    location and occupation are read only where custom instructions or memories state them
+    plainly ("my name is X", "I live in X", "I am a X", "User works as a X"). Without evidence
+    a field is ``NOT_ENOUGH_DATA`` or ``[]`` (the validation fills what a builder leaves
+    out). The result passes :func:`validate_sections`.
+    """
+    reading = _read(evidence)
+    soul = _soul(reading)
     raw = {
-        "soul": {
-            "communication_style": communication_style,
-            "personality_traits": traits,
-            "tone_preferences": tone_preferences,
-            "boundaries": boundaries,
-            "humor_style": humor_style,
-            "formality_level": formality_level,
-            "emotional_patterns": emotional_patterns,
-        },
-        "identity": {
-            "ai_name": ai_name,
-            "archetype": archetype,
-            "vibe": vibe,
-            "emoji_style": emoji_style,
-            "signature_greeting": signature_greeting,
-        },
-        "user": {
-            "name": name,
-            "location": location,
-            "occupation": occupation,
-            "relationships": relationships,
-            "interests": interests,
-            "life_context": life_context,
-            "preferred_address": preferred_address,
-        },
-        "agents": {
-            "response_style": response_style,
-            "behavioral_rules": behavioral_rules,
-            "context_adaptation": context_adaptation,
-            "memory_directives": memory_directives,
-            "do_not": do_not,
-        },
-        "tools": {
-            "likely_usage": likely_usage,
-            "capabilities_emphasis": capabilities,
-            "output_preferences": output_preferences,
-            "depth_preference": depth_preference,
-        },
+        "soul": soul,
+        "identity": _identity(reading, soul),
+        "user": _user(reading),
+        "agents": _agents(reading),
+        "tools": _tools(reading),
     }
     return validate_sections(raw)
 
@@ -1497,6 +1541,7 @@ def evidence_summary(evidence: ProfileEvidence) -> dict[str, int | float | str]:
         "question_rate": round(_share(evidence.questions, n), 4),
         "politeness_rate": round(_share(evidence.polite, n), 4),
         "emoji_rate": round(_share(evidence.emoji_messages, n), 4),
+        "emoji_total": evidence.emoji_total,
         "user_code_messages": evidence.user_code,
         "user_images": evidence.user_images,
         "long_user_messages": evidence.long_messages,

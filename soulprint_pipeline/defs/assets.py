@@ -4,7 +4,7 @@ import dagster as dg
 
 from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
 from soulprint_pipeline.defs.model import SOULPRINT_VERSION, SoulprintModel
-from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.lake import StoredParts
 from soulprint_pipeline.progress import (
@@ -64,7 +64,7 @@ def raw_export(
             uploads.s3.storage_options(upload.url),
             on_progress=lambda done, total: tracker.advance(DOWNLOADING, done / max(total, 1)),
         ),
-        metadata={"upload_identity": upload.identity},
+        metadata={"upload_identity": context.run.tags.get(IDENTITY_TAG, upload.identity)},
     )
 
 

@@ -6,3 +6,6 @@ users = dg.DynamicPartitionsDefinition(name="users")
 
 #: Run tag naming the upload a run imports (set by the upload sensor and the import command).
 UPLOAD_TAG = "soulprint/upload"
+
+#: Run tag with the upload's object identity (ETag, or size and mtime) when the sensor knows it.
+IDENTITY_TAG = "soulprint/upload_identity"

@@ -8,6 +8,7 @@ dagster-open-platform does.
 import logging
 import os
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ class Upload:
     identity: str  # ETag or size+mtime: changes when the object is replaced
 
 
+def _upload(url: str, user_id: str, info: dict[str, Any]) -> Upload:
+    modified = _modified(info)
+    size = int(info.get("size") or 0)
+    etag = str(info.get("ETag") or "").strip('"')
+    return Upload(
+        url=url,
+        user_id=user_id,
+        name=posixpath.basename(url.rstrip("/")),
+        size=size,
+        modified=modified,
+        identity=etag or f"{size}-{modified:.6f}",
+    )
+
+
 def _modified(info: dict[str, Any]) -> float:
     value = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
     return value.timestamp() if hasattr(value, "timestamp") else float(value)
@@ -100,14 +115,20 @@ class UploadsResource(dg.ConfigurableResource):
             info = fs.info(path)
         except FileNotFoundError:
             raise StorageError(f"The upload {url} is not in storage.") from None
-        return Upload(
-            url=url,
-            user_id=user_id,
-            name=posixpath.basename(path),
-            size=int(info.get("size") or 0),
-            modified=_modified(info),
-            identity=str(info.get("ETag") or f"{info.get('size')}-{_modified(info)}").strip('"'),
-        )
+        return _upload(url, user_id, info)
+
+    def list_uploads(self) -> Iterator[tuple[str, Upload]]:
+        """Every object in the bucket, as (path relative to the bucket URL, upload)."""
+        fs, root = self._fs()
+        root = root.rstrip("/")
+        try:
+            found = fs.find(root, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in found.items():
+            relative = path[len(root) :].lstrip("/")
+            user_id = relative.split("/", 1)[0] if "/" in relative else ""
+            yield relative, _upload(_as_url(self.url, path), user_id, info)
 
     def uploads_of(self, user_id: str) -> list[Upload]:
         """Every upload under ``{uploads}/{user_id}/``, oldest first."""
@@ -118,16 +139,7 @@ class UploadsResource(dg.ConfigurableResource):
         except FileNotFoundError:
             return []
         uploads = [
-            Upload(
-                url=_as_url(self.url, entry["name"]),
-                user_id=user_id,
-                name=posixpath.basename(entry["name"]),
-                size=int(entry.get("size") or 0),
-                modified=_modified(entry),
-                identity=str(entry.get("ETag") or f"{entry.get('size')}-{_modified(entry)}").strip(
-                    '"'
-                ),
-            )
+            _upload(_as_url(self.url, entry["name"]), user_id, entry)
             for entry in entries
             if entry.get("type") == "file" and not posixpath.basename(entry["name"]).startswith(".")
         ]
