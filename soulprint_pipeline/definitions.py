@@ -11,9 +11,16 @@ from soulprint_pipeline.defs.sensors import (
     upload_sensor,
 )
 
+#: Evaluates the soulprint's automation condition (a prompt version bump re-runs it per user).
+soulprint_automation = dg.AutomationConditionSensorDefinition(
+    "soulprint_automation",
+    target=dg.AssetSelection.assets(quick_pass_soulprint),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+
 defs = dg.Definitions(
     assets=[raw_export, conversation_batches, quick_pass_soulprint],
     jobs=[import_user],
-    sensors=[upload_sensor, import_queued_sensor, import_failure_sensor],
+    sensors=[upload_sensor, import_queued_sensor, import_failure_sensor, soulprint_automation],
     resources=default_resources(),
 )

@@ -177,12 +177,13 @@ def user_safe_message(error: BaseException) -> str:
     its type, since its message may quote data.
     """
     from soulprint_pipeline.errors import ExportError
+    from soulprint_pipeline.llm import ModelError
     from soulprint_pipeline.profiles import ProfileStoreError
     from soulprint_pipeline.users import InvalidUserIdError
 
     cause: BaseException | None = error
     while cause is not None:  # Dagster wraps step errors; look for ours inside
-        if isinstance(cause, ExportError | InvalidUserIdError):
+        if isinstance(cause, ExportError | InvalidUserIdError | ModelError):
             return str(cause)[:MAX_ERROR_CHARS]
         if isinstance(cause, ProfileStoreError):
             return "The import finished but its result could not be saved; it will be retried."

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from soulprint_pipeline_tests.bedrock_stub import bedrock, bedrock_server  # noqa: F401
 from soulprint_pipeline_tests.postgres import postgres_profiles_url, postgres_url  # noqa: F401
 
 S3_BUCKET = "user-imports"

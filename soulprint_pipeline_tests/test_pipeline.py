@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -240,7 +241,7 @@ def test_invalid_user_id_is_rejected_before_any_path(env: Env, tmp_path: Path) -
     assert not (tmp_path / "etc").exists()
 
 
-def test_definitions_validate() -> None:
+def test_definitions_validate(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(Path(sys.executable).with_name("dagster")),
@@ -252,6 +253,7 @@ def test_definitions_validate() -> None:
         capture_output=True,
         text=True,
         cwd=Path(__file__).parents[1],
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

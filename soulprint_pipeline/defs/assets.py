@@ -1,12 +1,15 @@
 """The per-user asset graph: raw export -> conversation batches -> quick-pass soulprint."""
 
+import random
+
 import dagster as dg
 
 from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
-from soulprint_pipeline.defs.model import SOULPRINT_VERSION, SoulprintModel
+from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.lake import StoredParts
+from soulprint_pipeline.llm import TransientModelError
 from soulprint_pipeline.progress import (
     DOWNLOADING,
     GENERATING,
@@ -15,11 +18,22 @@ from soulprint_pipeline.progress import (
     is_quiet,
     now,
 )
+from soulprint_pipeline.prompt import quick_pass_prompt
 from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.soulprint import render_markdown, section_markdown
 from soulprint_pipeline.users import validate_user_id
 
 GROUP = "soulprint"
+
+#: Re-run a user's soulprint (only that asset) when its code version (the prompt's) changes;
+#: users never imported are left alone, and the "llm" pool throttles the backfill.
+REBUILD_ON_PROMPT_CHANGE = (
+    dg.AutomationCondition.code_version_changed().since(
+        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+    )
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.missing()
+).with_label("prompt version changed")
 
 
 def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> ProgressTracker:
@@ -90,8 +104,10 @@ def conversation_batches(
     group_name=GROUP,
     kinds={"json"},
     io_manager_key="lake",
-    code_version=f"soulprint-v{SOULPRINT_VERSION}",
+    # the prompt's version: bumping it marks every user's soulprint stale in the UI
+    code_version=f"prompt-v{quick_pass_prompt().version}",
     pool="llm",
+    automation_condition=REBUILD_ON_PROMPT_CHANGE,
 )
 def quick_pass_soulprint(
     context: dg.AssetExecutionContext,
@@ -107,9 +123,15 @@ def quick_pass_soulprint(
         "total_messages": manifest.get("rows", 0),
     }
     tracker.start(GENERATING, **totals)
-    generated = llm.generate(
-        conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.8 * f)
-    )
+    try:
+        generated = llm.generate(
+            conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.8 * f)
+        )
+    except TransientModelError as error:
+        # throttled past the client's own retries: back off (with jitter) and run the step
+        # again; anything else fails at once
+        wait = llm.retry_delay_seconds * 2**context.retry_number * random.uniform(0.75, 1.25)
+        raise dg.RetryRequested(max_retries=llm.max_step_retries, seconds_to_wait=wait) from error
     sections = generated.sections
     columns = {
         **totals,

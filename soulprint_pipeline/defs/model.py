@@ -1,17 +1,28 @@
 """The ``llm`` resource: who writes the soulprint (``SOULPRINT_MODEL``).
 
-``offline`` (the embedded default) derives it deterministically from the data, with no network
-and no keys; the Bedrock and direct-Anthropic backends plug in here.
+* ``offline`` (the embedded default): derived deterministically from all the rows, no network.
+* ``bedrock``: Claude Haiku 4.5 on AWS Bedrock through ``anthropic.AsyncAnthropicBedrock``;
+  region and credentials come from the standard AWS chain (``AWS_REGION``, ``AWS_*`` keys,
+  profiles, roles) and ``ANTHROPIC_BEDROCK_BASE_URL``, never from code or run config.
+* ``anthropic``: the same model on the direct API (``ANTHROPIC_API_KEY``).
+
+The model backends see a token-budgeted sample of the conversations (sampling.py), so a
+soulprint costs the same for a 2 GB export as for a 50 MB one.
 """
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anthropic
 import dagster as dg
 
 from soulprint_pipeline.lake import StoredParts
+from soulprint_pipeline.llm import PermanentModelError, ask_for_soulprint
+from soulprint_pipeline.prompt import quick_pass_prompt, user_message
+from soulprint_pipeline.sampling import COLUMNS, SampleLimits, render_sample, sample_conversations
 from soulprint_pipeline.soulprint import (
     ProfileEvidence,
     evidence_summary,
@@ -19,12 +30,12 @@ from soulprint_pipeline.soulprint import (
     validate_sections,
 )
 
-#: Bumped by hand when what the soulprint says changes (not on a whitespace edit), so every
-#: user's soulprint shows as stale in the UI and a backfill re-runs only this asset.
-SOULPRINT_VERSION = 1
-
-BACKENDS = ("offline",)
-EVIDENCE_COLUMNS = None  # ProfileEvidence reads most columns; reading all is simplest
+BACKENDS = ("offline", "bedrock", "anthropic")
+DEFAULT_MODELS = {
+    "offline": "offline-heuristics",
+    "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "anthropic": "claude-haiku-4-5",
+}
 
 
 @dataclass
@@ -39,41 +50,110 @@ class SoulprintModel(dg.ConfigurableResource):
     """Writes the quick-pass soulprint from a user's parsed conversations."""
 
     backend: str = "offline"
+    model_id: str | None = None  # the backend's default when unset
+    aws_region: str | None = None  # else AWS_REGION / AWS_DEFAULT_REGION
+    token_budget: int = 50_000
+    max_conversations: int = 50
+    max_output_tokens: int = 4096
+    max_retries: int = 4  # the SDK's, with exponential backoff and jitter
+    max_step_retries: int = 3  # then Dagster's: the step again, after a longer wait
+    retry_delay_seconds: float = 30.0
+    timeout_seconds: float = 120.0
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.backend not in BACKENDS:
             raise dg.DagsterInvalidConfigError(
-                f"SOULPRINT_MODEL={self.backend!r} is not available; choose one of {BACKENDS}.",
+                f"SOULPRINT_MODEL={self.backend!r} is not a backend; choose one of {BACKENDS}.",
                 [],
                 self.backend,
             )
 
     @property
-    def model_id(self) -> str:
+    def model(self) -> str:
         """The model that writes the soulprint."""
-        return "offline-heuristics"
+        return self.model_id or DEFAULT_MODELS[self.backend]
+
+    def client(self) -> anthropic.AsyncAnthropic | anthropic.AsyncAnthropicBedrock:
+        """The SDK client of the backend."""
+        if self.backend == "bedrock":
+            return anthropic.AsyncAnthropicBedrock(
+                aws_region=self.aws_region,
+                max_retries=self.max_retries,
+                timeout=self.timeout_seconds,
+            )
+        return anthropic.AsyncAnthropic(max_retries=self.max_retries, timeout=self.timeout_seconds)
 
     def generate(
         self, parts: StoredParts, on_progress: Callable[[float], None] | None = None
     ) -> Generated:
         """The validated sections for the rows in ``parts``."""
+        if self.backend == "offline":
+            return self._offline(parts, on_progress)
+        return self._ask_model(parts, on_progress)
+
+    def _offline(
+        self, parts: StoredParts, on_progress: Callable[[float], None] | None
+    ) -> Generated:
         started = time.perf_counter()
         evidence = ProfileEvidence()
         for index, path in enumerate(parts.paths):
-            for batch in parts.batches_of(path, EVIDENCE_COLUMNS):
+            for batch in parts.batches_of(path):
                 evidence.add(batch)
             if on_progress is not None:
                 on_progress((index + 1) / len(parts.paths))
-        sections = validate_sections(offline_soulprint(evidence))
         return Generated(
-            sections,
+            validate_sections(offline_soulprint(evidence)),
             {
-                "model": self.model_id,
-                "soulprint_version": SOULPRINT_VERSION,
+                "model": self.model,
+                "prompt_version": quick_pass_prompt().version,
                 "input_tokens": 0,
                 "output_tokens": 0,
                 "estimated_cost_usd": 0.0,
                 "latency_s": round(time.perf_counter() - started, 3),
                 "evidence": dg.MetadataValue.json(evidence_summary(evidence)),
+            },
+        )
+
+    def _ask_model(
+        self, parts: StoredParts, on_progress: Callable[[float], None] | None
+    ) -> Generated:
+        limits = SampleLimits(
+            token_budget=self.token_budget, max_conversations=self.max_conversations
+        )
+        sample = sample_conversations(parts.batches(COLUMNS), limits)
+        if on_progress is not None:
+            on_progress(0.3)  # sampled; the model call is the rest
+        prompt = quick_pass_prompt()
+
+        async def ask() -> Any:
+            async with self.client() as client:
+                return await ask_for_soulprint(
+                    client,
+                    model=self.model,
+                    system=prompt.system,
+                    user=user_message(render_sample(sample)),
+                    max_tokens=self.max_output_tokens,
+                )
+
+        try:
+            answer = asyncio.run(ask())
+        except PermanentModelError as error:
+            # no Dagster retry either: credentials or access will not fix themselves
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        return Generated(
+            answer.sections,
+            {
+                "model": self.model,
+                "prompt_version": prompt.version,
+                "conversations_sampled": len(sample.conversations),
+                "conversations_total": sample.total_conversations,
+                "estimated_input_tokens": sample.estimated_tokens,
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens,
+                "estimated_cost_usd": answer.cost_usd,
+                "latency_s": answer.latency_s,
+                "model_calls": answer.calls,
+                "retries": answer.retries,
+                "repaired": answer.repaired,
             },
         )

@@ -19,6 +19,7 @@ from pydantic import PrivateAttr
 
 from soulprint_pipeline.errors import StorageError
 from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError, open_profile_store
+from soulprint_pipeline.storage import MiB
 from soulprint_pipeline.users import validate_user_id
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.
@@ -47,7 +48,8 @@ class S3Settings(dg.ConfigurableResource):
             client_kwargs["endpoint_url"] = self.endpoint_url
         if self.region:
             client_kwargs["region_name"] = self.region
-        options: dict[str, Any] = {"client_kwargs": client_kwargs}
+        # s3fs reads ahead 50 MiB by default; 8 MiB keeps a 2 GB read flat in memory
+        options: dict[str, Any] = {"client_kwargs": client_kwargs, "default_block_size": 8 * MiB}
         if self.access_key_id:
             options["key"] = self.access_key_id
             options["secret"] = self.secret_access_key
@@ -213,5 +215,9 @@ def default_resources() -> dict[str, Any]:
             ),
             supabase_service_role_key=secret("SUPABASE_SERVICE_ROLE_KEY"),
         ),
-        "llm": SoulprintModel(backend=os.getenv("SOULPRINT_MODEL", "offline")),
+        "llm": SoulprintModel(
+            backend=os.getenv("SOULPRINT_MODEL", "offline"),
+            model_id=os.getenv("SOULPRINT_MODEL_ID"),
+            token_budget=int(os.getenv("SOULPRINT_TOKEN_BUDGET", "50000")),
+        ),
     }

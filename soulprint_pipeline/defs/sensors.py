@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import dagster as dg
@@ -68,6 +69,14 @@ def _skip_reason(relative: str, upload: Upload, now: float, settle_seconds: floa
     return None
 
 
+def _valid_user_id(user_id: str) -> bool:
+    try:
+        validate_user_id(user_id)
+    except InvalidUserIdError:
+        return False
+    return True
+
+
 def last_imported_identity(instance: dg.DagsterInstance, user_id: str) -> str | None:
     """The upload identity of the user's latest ``raw_export`` materialization."""
     records = instance.fetch_materializations(
@@ -111,30 +120,30 @@ def upload_sensor(
     max_runs = int(os.getenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "50"))
     settle = float(os.getenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "10"))
     now = time.time()
-    candidates: list[Upload] = []
+    fresh: list[tuple[Upload, str | None]] = []
     for relative, upload in uploads.list_uploads():
-        if not cursor.is_new(upload):
-            continue
-        reason = _skip_reason(relative, upload, now, settle)
-        if reason is None:
-            try:
-                validate_user_id(upload.user_id)
-            except InvalidUserIdError:
+        if cursor.is_new(upload):
+            reason = _skip_reason(relative, upload, now, settle)
+            if reason is None and not _valid_user_id(upload.user_id):
                 reason = "invalid user id"
-        if reason == "still being written":
-            # not taken: the cursor stops before it, so the next tick looks again
-            candidates.append(upload)
-            continue
-        if reason is not None:
-            context.log.info(f"skipping {relative}: {reason}")
-            continue
-        candidates.append(upload)
-    candidates.sort(key=lambda u: (u.modified, u.user_id, u.name))
+            fresh.append((upload, reason))
+    fresh.sort(key=lambda item: (item[0].modified, item[0].user_id, item[0].name))
+    # In time order: exports are taken (up to the cap), what is not an export is passed over
+    # for good, and an upload still being written stops the tick there, so the cursor never
+    # moves past it and nothing is dropped.
     taken: list[Upload] = []
-    for upload in candidates:
-        if len(taken) == max_runs or now - upload.modified < settle:
-            break  # the rest wait for the next tick, in order; nothing is dropped
-        taken.append(upload)
+    passed: list[Upload] = []
+    skipped: Counter[str] = Counter()
+    for upload, reason in fresh:
+        if reason == "still being written" or (reason is None and len(taken) == max_runs):
+            break
+        passed.append(upload)
+        if reason is None:
+            taken.append(upload)
+        else:
+            skipped[reason] += 1
+    for reason, count in sorted(skipped.items()):
+        context.log.info(f"skipped {count} object(s): {reason}")
     requests = []
     new_users = []
     for upload in taken:
@@ -155,7 +164,7 @@ def upload_sensor(
         dynamic_partitions_requests=[users.build_add_request(sorted(set(new_users)))]
         if new_users
         else [],
-        cursor=cursor.advanced(taken).dump(),
+        cursor=cursor.advanced(passed).dump(),
     )
 
 
@@ -169,9 +178,11 @@ def upload_sensor(
 def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesResource) -> None:
     """Once an upload's run is really queued (Dagster drops requests whose run key it has
     seen), the person's row shows ``processing``, stage Queued, 0 %."""
-    tags = context.dagster_run.tags
-    user_id = tags.get(PARTITION_TAG)
-    if user_id and UPLOAD_TAG in tags:
+    run = context.dagster_run  # read when the tick runs: its status is current
+    if run.status != dg.DagsterRunStatus.QUEUED:
+        return  # started or finished already: its steps own the row now
+    user_id = run.tags.get(PARTITION_TAG)
+    if user_id and UPLOAD_TAG in run.tags:
         ProgressTracker(user_id, profiles.store).start(QUEUED)
 
 
@@ -224,4 +235,8 @@ _SAFE_ERRORS = {
     "UnsafeArchiveError",
     "StorageError",
     "InvalidUserIdError",
+    "ModelError",
+    "PermanentModelError",
+    "TransientModelError",
+    "InvalidAnswerError",
 }

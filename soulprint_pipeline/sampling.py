@@ -1,0 +1,238 @@
+"""Which conversations the model sees: a representative sample inside a token budget.
+
+The cost of a soulprint must not grow with the export: a 2 GB export costs what a 50 MB one
+does. One streaming pass over the rows keeps, in bounded memory, the conversations that say
+the most about the person (by how much they wrote, how many turns, how recently), then the
+best are taken until the budget is used. Custom instructions and saved memories are always in.
+
+Bedrock's client offers no token counting, so tokens are estimated from UTF-8 bytes (about 3.5
+bytes a token for English prose, and CJK characters, 3 bytes each, come out near one token).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+
+BYTES_PER_TOKEN = 3.5
+COLUMNS = ["conversation_id", "conversation_title", "role", "content_type", "text", "created_at"]
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated tokens of ``text`` for Claude models (no tokenizer offline or on Bedrock)."""
+    return math.ceil(len(text.encode()) / BYTES_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class SampleLimits:
+    """The budget and the bounds of a sample."""
+
+    token_budget: int = 50_000
+    min_conversations: int = 5
+    max_conversations: int = 50
+    max_user_chars: int = 1_500  # per message; the person's own words matter most
+    max_assistant_chars: int = 500
+    max_conversation_chars: int = 40_000  # what one conversation may bring, before the budget
+    min_user_words: int = 12  # a conversation with less says nothing about the person
+    signal_token_share: float = 0.15  # custom instructions and memories, at most
+
+
+@dataclass
+class Conversation:
+    """One conversation as the model will see it (messages already truncated)."""
+
+    conversation_id: str
+    title: str
+    created_at: float | None
+    messages: list[tuple[str, str]]  # (role, text)
+    user_words: int
+    user_turns: int
+    chars: int = 0
+
+    def add(self, role: str, text: str, cap: int, limit: int) -> None:
+        """Keep a message, truncated, while the conversation is under ``limit`` characters."""
+        if self.chars < limit:
+            kept = text[:cap]
+            self.messages.append((role, kept))
+            self.chars += len(kept)
+
+    def tokens(self) -> int:
+        """Estimated tokens of this conversation in the prompt."""
+        return estimate_tokens(self.title) + sum(estimate_tokens(t) + 3 for _, t in self.messages)
+
+
+@dataclass
+class Sample:
+    """What the model sees, and how it was chosen."""
+
+    conversations: list[Conversation]
+    custom_instructions: list[str]
+    memories: list[str]
+    total_conversations: int
+    eligible_conversations: int
+    estimated_tokens: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _conversations(
+    batches: Iterable[pa.RecordBatch], limits: SampleLimits, signals: dict[str, list[str]]
+) -> Iterator[Conversation]:
+    """Rows grouped back into conversations (a conversation's rows are contiguous)."""
+    current: Conversation | None = None
+    for batch in batches:
+        for row in batch.select(COLUMNS).to_pylist():
+            content_type, text = row["content_type"], row["text"]
+            if content_type in (CUSTOM_INSTRUCTIONS, MEMORY):
+                bucket = signals[content_type]
+                if text not in bucket:
+                    bucket.append(text)
+                continue
+            conversation_id = row["conversation_id"] or ""
+            if current is None or current.conversation_id != conversation_id:
+                if current is not None:
+                    yield current
+                created = row["created_at"]
+                current = Conversation(
+                    conversation_id,
+                    row["conversation_title"] or "",
+                    created.timestamp() if created is not None else None,
+                    [],
+                    0,
+                    0,
+                )
+            limit = limits.max_conversation_chars
+            if row["role"] == "user":
+                current.user_words += len(text.split())
+                current.user_turns += 1
+                current.add("user", text, limits.max_user_chars, limit)
+            else:
+                current.add(row["role"], text, limits.max_assistant_chars, limit)
+    if current is not None:
+        yield current
+
+
+def _substance(conversation: Conversation) -> float:
+    return math.log1p(conversation.user_words) + 0.5 * math.log1p(conversation.user_turns)
+
+
+def sample_conversations(
+    batches: Iterable[pa.RecordBatch], limits: SampleLimits | None = None
+) -> Sample:
+    """Pick the conversations the model sees; deterministic for the same rows."""
+    limits = limits or SampleLimits()
+    signals: dict[str, list[str]] = {CUSTOM_INSTRUCTIONS: [], MEMORY: []}
+    keep = limits.max_conversations * 4
+    best: list[tuple[float, str, Conversation]] = []  # a min-heap of the most substantial
+    short: list[tuple[float, str, Conversation]] = []  # fallback when few are long enough
+    total = eligible = 0
+    for conversation in _conversations(batches, limits, signals):
+        total += 1
+        entry = (_substance(conversation), conversation.conversation_id, conversation)
+        if conversation.user_words >= limits.min_user_words and conversation.user_turns >= 1:
+            eligible += 1
+            heap = best
+        elif conversation.user_turns >= 1:
+            heap = short
+        else:
+            continue
+        if len(heap) < keep:
+            heapq.heappush(heap, entry)
+        elif entry[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, entry)
+
+    candidates = [c for _, _, c in best]
+    if len(candidates) < limits.min_conversations:
+        fill = sorted(short, key=lambda e: e[:2], reverse=True)
+        candidates += [c for _, _, c in fill[: limits.min_conversations - len(candidates)]]
+    times = [c.created_at for c in candidates if c.created_at is not None]
+    oldest, newest = (min(times), max(times)) if times else (0.0, 0.0)
+    span = (newest - oldest) or 1.0
+
+    def score(conversation: Conversation) -> tuple[float, str]:
+        recency = ((conversation.created_at or oldest) - oldest) / span  # 0 oldest .. 1 newest
+        return (_substance(conversation) + 1.5 * recency, conversation.conversation_id)
+
+    custom = signals[CUSTOM_INSTRUCTIONS][-3:]
+    memories = signals[MEMORY]
+    signal_budget = int(limits.token_budget * limits.signal_token_share)
+    kept_memories: list[str] = []
+    used = sum(estimate_tokens(text) for text in custom)
+    for memory in reversed(memories):  # newest first
+        cost = estimate_tokens(memory)
+        if used + cost > signal_budget:
+            break
+        kept_memories.append(memory)
+        used += cost
+    chosen: list[Conversation] = []
+    # no conversation may crowd out the minimum number of others
+    per_conversation = (limits.token_budget - used) // limits.min_conversations
+    for conversation in sorted(candidates, key=score, reverse=True):
+        if len(chosen) == limits.max_conversations:
+            break
+        if conversation.tokens() > per_conversation:
+            conversation = _trimmed(conversation, per_conversation)
+        cost = conversation.tokens()
+        if not conversation.messages or used + cost > limits.token_budget:
+            continue
+        chosen.append(conversation)
+        used += cost
+    chosen.sort(key=lambda c: (c.created_at or 0.0, c.conversation_id))  # read in time order
+    return Sample(
+        conversations=chosen,
+        custom_instructions=custom,
+        memories=list(reversed(kept_memories)),
+        total_conversations=total,
+        eligible_conversations=eligible,
+        estimated_tokens=used,
+    )
+
+
+def _trimmed(conversation: Conversation, tokens: int) -> Conversation:
+    """The first messages of ``conversation`` that fit in ``tokens``."""
+    kept: list[tuple[str, str]] = []
+    used = estimate_tokens(conversation.title)
+    for role, text in conversation.messages:
+        cost = estimate_tokens(text) + 3
+        if used + cost > tokens:
+            break
+        kept.append((role, text))
+        used += cost
+    return Conversation(
+        conversation.conversation_id,
+        conversation.title,
+        conversation.created_at,
+        kept,
+        conversation.user_words,
+        conversation.user_turns,
+    )
+
+
+def render_sample(sample: Sample) -> str:
+    """The sample as the delimited block the prompt wraps the conversations in."""
+    lines = []
+    if sample.custom_instructions:
+        lines.append("<custom_instructions>")
+        lines += sample.custom_instructions
+        lines.append("</custom_instructions>")
+    if sample.memories:
+        lines.append("<saved_memories>")
+        lines += [f"- {memory}" for memory in sample.memories]
+        lines.append("</saved_memories>")
+    lines.append("<conversations>")
+    for conversation in sample.conversations:
+        lines.append(f'<conversation title="{_attribute(conversation.title)}">')
+        lines += [f"[{role}] {text}" for role, text in conversation.messages]
+        lines.append("</conversation>")
+    lines.append("</conversations>")
+    return "\n".join(lines)
+
+
+def _attribute(value: Any) -> str:
+    return str(value).replace('"', "'").replace("\n", " ")[:120]

@@ -1,0 +1,132 @@
+"""The soulprint on Claude Haiku 4.5 via Bedrock, against a local InvokeModel server.
+
+The real ``AsyncAnthropicBedrock`` client runs: its SigV4 signing, its retries, its parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from soulprint_pipeline.defs.model import SoulprintModel
+from soulprint_pipeline.prompt import quick_pass_prompt
+from soulprint_pipeline.sampling import estimate_tokens
+from soulprint_pipeline.soulprint import NOT_ENOUGH_DATA, SECTION_FIELDS
+from soulprint_pipeline.storage import MiB
+from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline_tests.bedrock_stub import BedrockStub, Reply
+from soulprint_pipeline_tests.test_pipeline import Env
+
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+
+
+def soulprint_json(ai_name: str = "Nova", **overrides: object) -> str:
+    sections = {
+        section: {name: ["a", "b", "c"] if kind is list else "x" for name, kind in fields.items()}
+        for section, fields in SECTION_FIELDS.items()
+    }
+    sections["identity"]["ai_name"] = ai_name
+    sections["identity"]["archetype"] = "Curious Builder"
+    sections["user"]["name"] = NOT_ENOUGH_DATA
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        sections[section][name] = value
+    return json.dumps(sections)
+
+
+@pytest.fixture
+def env(tmp_path: Path, bedrock: BedrockStub) -> Env:
+    with dg.instance_for_test() as instance:
+        env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+        env.resources["llm"] = SoulprintModel(backend="bedrock", token_budget=20_000)
+        env.defs = dg.Definitions(
+            assets=env.defs.assets, jobs=env.defs.jobs, resources=env.resources
+        )
+        path = tmp_path / "export.zip"
+        write_export(str(path), fmt="zip", target_bytes=3 * MiB, seed=21)
+        env.export = env.upload("user-b", "export.zip", path.read_bytes())
+        yield env
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [materialization] = result.asset_materializations_for_node("quick_pass_soulprint")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def test_a_normal_answer_becomes_the_soulprint(env: Env, bedrock: BedrockStub) -> None:
+    bedrock.script(Reply(soulprint_json("Nova")))
+    result = env.run_import("user-b", env.export)
+    assert result.success
+    row = env.row("user-b")
+    assert row["import_status"] == "complete" and row["ai_name"] == "Nova"
+    assert row["archetype"] == "Curious Builder"
+    assert row["soulprint"]["user"]["name"] == NOT_ENOUGH_DATA
+    [request] = bedrock.requests
+    assert request.model == MODEL
+    assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256")  # SigV4 signed
+    # Bedrock's body: the model is in the path, the API version in the body
+    assert request.body["anthropic_version"] and "model" not in request.body
+    assert request.body["system"] == quick_pass_prompt().system
+    user_turn = request.body["messages"][0]["content"]
+    assert estimate_tokens(user_turn) <= 20_000 + 100  # the budget held (plus the request)
+    conversations = user_turn.count("<conversation title=")
+    assert 5 <= conversations <= 50
+    metadata = _metadata(result)
+    assert metadata["model"] == MODEL and metadata["prompt_version"] == quick_pass_prompt().version
+    assert metadata["conversations_sampled"] == conversations
+    assert metadata["conversations_total"] > conversations
+    assert metadata["input_tokens"] == 1200 and metadata["output_tokens"] == 600
+    assert metadata["estimated_cost_usd"] == pytest.approx(0.0042)
+    assert metadata["model_calls"] == 1 and metadata["retries"] == 0
+
+
+def test_a_fenced_answer_is_accepted(env: Env, bedrock: BedrockStub) -> None:
+    bedrock.script(Reply(f"Here it is:\n```json\n{soulprint_json('Lumen')}\n```"))
+    assert env.run_import("user-b", env.export).success
+    assert env.row("user-b")["ai_name"] == "Lumen"
+
+
+def test_throttling_is_retried_by_the_client(env: Env, bedrock: BedrockStub) -> None:
+    throttled = Reply(status=429, text="Too many requests", headers={"retry-after-ms": "20"})
+    bedrock.script(throttled, Reply(soulprint_json("Tide")))
+    result = env.run_import("user-b", env.export)
+    assert result.success and env.row("user-b")["ai_name"] == "Tide"
+    assert len(bedrock.requests) == 2 and _metadata(result)["retries"] == 1
+
+
+def test_an_invalid_answer_gets_one_repair_call(env: Env, bedrock: BedrockStub) -> None:
+    invalid = soulprint_json("Assistant")  # the one name the schema forbids
+    bedrock.script(Reply(invalid), Reply(soulprint_json("Quill")))
+    result = env.run_import("user-b", env.export)
+    assert result.success and env.row("user-b")["ai_name"] == "Quill"
+    repair = bedrock.requests[1].body["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert "ai_name" in repair[2]["content"]
+    metadata = _metadata(result)
+    assert metadata["repaired"] is True and metadata["model_calls"] == 2
+
+
+def test_a_permanent_error_fails_fast_with_a_clear_message(env: Env, bedrock: BedrockStub) -> None:
+    bedrock.script(Reply(status=403, text="You don't have access to the model"))
+    result = env.run_import("user-b", env.export)
+    assert not result.success
+    assert len(bedrock.requests) == 1  # neither the client nor Dagster retried
+    row = env.row("user-b")
+    assert row["import_status"] == "failed"
+    assert "denied access" in row["import_error"] and "HTTP 403" in row["import_error"]
+
+
+def test_throttling_past_the_client_retries_reruns_the_step(env: Env, bedrock: BedrockStub) -> None:
+    env.resources["llm"] = SoulprintModel(
+        backend="bedrock", token_budget=20_000, max_retries=1, retry_delay_seconds=0.01
+    )
+    env.defs = dg.Definitions(assets=env.defs.assets, jobs=env.defs.jobs, resources=env.resources)
+    throttled = Reply(status=429, text="Too many requests", headers={"retry-after-ms": "10"})
+    bedrock.script(throttled, throttled, Reply(soulprint_json("Ember")))
+    result = env.run_import("user-b", env.export)
+    assert result.success and env.row("user-b")["ai_name"] == "Ember"
+    retried = env.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert len(retried) == 1 and len(bedrock.requests) == 3

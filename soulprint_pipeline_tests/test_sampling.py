@@ -1,0 +1,69 @@
+"""Which conversations the model sees: deterministic, inside the budget, signals always in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.sampling import (
+    SampleLimits,
+    estimate_tokens,
+    render_sample,
+    sample_conversations,
+)
+from soulprint_pipeline.storage import MiB
+from soulprint_pipeline.synthetic import write_export
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> list[pa.RecordBatch]:
+    path = tmp_path_factory.mktemp("sampling") / "export.json"
+    write_export(str(path), fmt="json", target_bytes=24 * MiB, seed=5)
+    return list(ExportReader(str(path)).batches())
+
+
+def test_the_sample_is_inside_the_budget_and_the_bounds(batches: list[pa.RecordBatch]) -> None:
+    for budget in (8_000, 50_000):
+        sample = sample_conversations(batches, SampleLimits(token_budget=budget))
+        assert 5 <= len(sample.conversations) <= 50
+        assert sample.estimated_tokens <= budget
+        assert estimate_tokens(render_sample(sample)) <= budget * 1.05  # tags add a little
+        assert sample.total_conversations > 300
+
+
+def test_the_sample_is_deterministic(batches: list[pa.RecordBatch]) -> None:
+    first = sample_conversations(batches)
+    second = sample_conversations(list(reversed(list(reversed(batches)))))
+    assert render_sample(first) == render_sample(second)
+
+
+def test_custom_instructions_and_memories_are_always_in(batches: list[pa.RecordBatch]) -> None:
+    sample = sample_conversations(batches, SampleLimits(token_budget=5_000))
+    signals = pa.concat_tables([pa.Table.from_batches([b]) for b in batches])
+    types = signals.column("content_type").to_pylist()
+    assert CUSTOM_INSTRUCTIONS in types and MEMORY in types
+    assert sample.custom_instructions and sample.memories
+    block = render_sample(sample)
+    assert "<custom_instructions>" in block and "<saved_memories>" in block
+
+
+def test_substantial_conversations_are_preferred(batches: list[pa.RecordBatch]) -> None:
+    sample = sample_conversations(batches, SampleLimits(token_budget=20_000))
+    chosen = [c.user_words for c in sample.conversations]
+    assert min(chosen) >= SampleLimits().min_user_words
+
+
+def test_cost_does_not_grow_with_the_export(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    write_export(str(small), fmt="json", target_bytes=4 * MiB, seed=8)
+    write_export(str(large), fmt="json", target_bytes=16 * MiB, seed=8)
+    tokens = [
+        sample_conversations(ExportReader(str(path)).batches()).estimated_tokens
+        for path in (small, large)
+    ]
+    assert max(tokens) <= 50_000
+    assert tokens[1] <= tokens[0] * 1.2  # 4x the export, about the same prompt
