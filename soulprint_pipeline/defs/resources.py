@@ -116,7 +116,9 @@ class UploadsResource(dg.ConfigurableResource):
         try:
             info = fs.info(path)
         except FileNotFoundError:
-            raise StorageError(f"The upload {url} is not in storage.") from None
+            raise StorageError(
+                f"The upload {posixpath.basename(path)} is no longer in storage."
+            ) from None
         return _upload(url, user_id, info)
 
     def list_uploads(self) -> Iterator[tuple[str, Upload]]:
@@ -151,10 +153,7 @@ class UploadsResource(dg.ConfigurableResource):
         """The newest upload of ``user_id``; a clear error if there is none."""
         uploads = self.uploads_of(user_id)
         if not uploads:
-            raise StorageError(
-                f"No export has been uploaded for user {user_id} (nothing under "
-                f"{posixpath.join(self.url, user_id)}/)."
-            )
+            raise StorageError(f"No export has been uploaded for user {user_id}.")
         return uploads[-1]
 
 

@@ -12,7 +12,7 @@ from dagster_shared.error import SerializableErrorInfo
 from soulprint_pipeline.defs.jobs import PARTITION_TAG, import_user
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, Upload, UploadsResource
-from soulprint_pipeline.progress import QUEUED, ProgressTracker, record_failure
+from soulprint_pipeline.progress import MAX_ERROR_CHARS, QUEUED, ProgressTracker, record_failure
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
 EXPORT_SUFFIXES = (".zip", ".json", ".gz")
@@ -215,28 +215,25 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
     record_failure(store, user_id, message)
 
 
+#: Modules whose errors carry messages written for the person (see errors.py).
+_SAFE_MODULES = (
+    "soulprint_pipeline.errors.",
+    "soulprint_pipeline.users.",
+    "soulprint_pipeline.llm.",
+)
+
+
 def _message_from_error(error: SerializableErrorInfo) -> str:
-    # Only our own error types are known to carry user-safe messages.
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
-        error = error.cause
-    if error.cls_name in _SAFE_ERRORS:
-        return error.message.split(": ", 1)[-1].strip()
-    return f"The import failed unexpectedly ({error.cls_name}); the team has been told."
-
-
-_SAFE_ERRORS = {
-    "ExportError",
-    "NotAnExportError",
-    "EmptyExportError",
-    "InvalidJSONError",
-    "TruncatedExportError",
-    "EncodingError",
-    "OversizedValueError",
-    "UnsafeArchiveError",
-    "StorageError",
-    "InvalidUserIdError",
-    "ModelError",
-    "PermanentModelError",
-    "TransientModelError",
-    "InvalidAnswerError",
-}
+    """The user-safe message of a recorded step failure (as user_safe_message does live)."""
+    named = error
+    while named.cause is not None and named.cls_name.startswith("Dagster"):
+        named = named.cause
+    link: SerializableErrorInfo | None = error
+    while link is not None:  # Dagster's wrappers, dg.Failure raised from ours, context
+        qualified, _, text = link.message.partition(": ")
+        if qualified.startswith(_SAFE_MODULES):
+            return text.strip()[:MAX_ERROR_CHARS]
+        if qualified == "soulprint_pipeline.profiles.ProfileStoreError":
+            return "The import finished but its result could not be saved; it will be retried."
+        link = link.cause or link.context
+    return f"The import failed unexpectedly ({named.cls_name}); the team has been told."

@@ -1,0 +1,200 @@
+"""The repo's Dagster instance configs (dagster.yaml, deploy/dagster.yaml) load and do their job."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import psycopg
+import pytest
+import yaml
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+from soulprint_pipeline.defs.partitions import users
+
+ROOT = Path(__file__).parents[1]
+DEV_CONFIG = ROOT / "dagster.yaml"
+DEPLOY_CONFIG = ROOT / "deploy" / "dagster.yaml"
+ONE_RUN_PER_USER = {
+    "key": "dagster/partition",
+    "value": {"applyLimitPerUniqueValue": True},
+    "limit": 1,
+}
+
+
+@dg.op
+def noop() -> None:
+    pass
+
+
+@dg.job
+def probe_job() -> None:
+    noop()
+
+
+def _home(tmp_path: Path, config: Path) -> Path:
+    """A fresh DAGSTER_HOME holding a copy of ``config`` as its dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(config, home / "dagster.yaml")
+    return home
+
+
+def _run(instance: dg.DagsterInstance, user_id: str) -> dg.DagsterRun:
+    """A stored run of one user's partition."""
+    return instance.create_run_for_job(
+        probe_job, status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": user_id}
+    )
+
+
+def _assert_one_run_per_user(instance: dg.DagsterInstance, max_runs: int) -> None:
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    assert queue.max_concurrent_runs == max_runs
+    assert ONE_RUN_PER_USER in queue.tag_concurrency_limits
+
+    # what the run queue daemon does with it: alice's second run waits, bob's does not (the
+    # counter reads only tags; the runs are built, not stored, as queued ones need an origin)
+    def run_of(user_id: str) -> dg.DagsterRun:
+        return dg.DagsterRun(job_name="import_user", tags={"dagster/partition": user_id})
+
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [run_of("alice")])
+    assert counter.is_blocked(run_of("alice"))
+    assert not counter.is_blocked(run_of("bob"))
+    counter.update_counters_with_launched_item(run_of("bob"))
+    assert counter.is_blocked(run_of("bob"))
+    assert not counter.is_blocked(run_of("carol"))
+
+
+# --------------------------------------------------------------------------------------------
+# dagster.yaml: the embedded default
+
+
+@pytest.fixture
+def dev_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path, DEV_CONFIG))) as instance:
+        yield instance
+
+
+def test_dev_config_enables_run_monitoring(dev_instance: dg.DagsterInstance) -> None:
+    assert dev_instance.run_monitoring_enabled
+    settings = dev_instance.run_monitoring_settings
+    assert settings["max_runtime_seconds"] == 7200  # a run whose worker died is failed
+    assert settings["start_timeout_seconds"] == 180
+    assert settings["poll_interval_seconds"] == 30
+    assert not dev_instance.telemetry_enabled
+
+
+def test_dev_config_queues_one_run_per_user(dev_instance: dg.DagsterInstance) -> None:
+    assert isinstance(dev_instance.run_coordinator, QueuedRunCoordinator)
+    _assert_one_run_per_user(dev_instance, max_runs=4)
+    pools = dev_instance.get_concurrency_config().pool_config
+    assert pools.default_pool_limit == 2
+    assert dev_instance.event_log_storage.supports_global_concurrency_limits
+
+
+def test_dev_config_keeps_everything_in_dagster_home(
+    dev_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    dev_instance.add_dynamic_partitions(users.name, ["alice"])
+    run = _run(dev_instance, "alice")
+    home = tmp_path / "dagster_home"
+    assert (home / "history" / "runs.db").exists()
+    with dg.DagsterInstance.from_config(str(home)) as again:  # a second process, same home
+        assert again.has_dynamic_partition(users.name, "alice")
+        assert again.get_run_by_id(run.run_id).tags["dagster/partition"] == "alice"
+
+
+# --------------------------------------------------------------------------------------------
+# deploy/dagster.yaml: production, on dagster-postgres
+
+
+@pytest.fixture
+def pg_env(postgres_profiles_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    url = urlsplit(postgres_profiles_url)
+    env = {
+        "DAGSTER_PG_HOST": url.hostname or "127.0.0.1",
+        "DAGSTER_PG_USER": url.username or "postgres",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+        "DAGSTER_PG_PORT": str(url.port),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {**env, "url": postgres_profiles_url}
+
+
+@pytest.fixture
+def deploy_instance(tmp_path: Path, pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
+    home = _home(tmp_path, DEPLOY_CONFIG)  # the file as deployed, pointed at the test server
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def test_deploy_config_uses_dagster_postgres(
+    deploy_instance: dg.DagsterInstance, pg_env: dict[str, str], tmp_path: Path
+) -> None:
+    from dagster_postgres import (
+        PostgresEventLogStorage,
+        PostgresRunStorage,
+        PostgresScheduleStorage,
+    )
+
+    assert isinstance(deploy_instance.run_storage, PostgresRunStorage)
+    assert isinstance(deploy_instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(deploy_instance.schedule_storage, PostgresScheduleStorage)
+
+    deploy_instance.add_dynamic_partitions(users.name, ["alice", "bob"])
+    assert deploy_instance.has_dynamic_partition(users.name, "alice")
+    run = _run(deploy_instance, "alice")
+    assert deploy_instance.get_run_by_id(run.run_id).tags["dagster/partition"] == "alice"
+
+    # it really is in that database, not in a local file
+    with psycopg.connect(pg_env["url"], autocommit=True) as conn:
+        stored = conn.execute("SELECT run_id FROM runs").fetchall()
+        partitions = conn.execute(
+            "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s "
+            "ORDER BY partition",
+            (users.name,),
+        ).fetchall()
+    assert stored == [(run.run_id,)]
+    assert partitions == [("alice",), ("bob",)]
+    assert not list((tmp_path / "dagster_home").glob("**/*.db"))
+
+
+def test_deploy_config_concurrency_and_monitoring(deploy_instance: dg.DagsterInstance) -> None:
+    assert deploy_instance.run_monitoring_enabled
+    assert deploy_instance.run_monitoring_settings["max_runtime_seconds"] == 7200
+    assert deploy_instance.run_monitoring_settings["start_timeout_seconds"] == 300
+    assert isinstance(deploy_instance.run_coordinator, QueuedRunCoordinator)
+    _assert_one_run_per_user(deploy_instance, max_runs=20)
+    assert deploy_instance.get_concurrency_config().pool_config.default_pool_limit == 4
+    # the "llm" pool can be set and read back, as `dagster instance concurrency set llm N` does
+    storage = deploy_instance.event_log_storage
+    assert storage.supports_global_concurrency_limits
+    storage.set_concurrency_slots("llm", 3)
+    assert storage.get_concurrency_info("llm").slot_count == 3
+
+
+def _resolved_deploy_storage() -> dict:
+    """deploy/dagster.yaml's storage config as dagster-postgres resolves it (env vars read)."""
+    from dagster._config import process_config, resolve_to_config_type
+    from dagster_postgres import DagsterPostgresStorage
+
+    config = yaml.safe_load(DEPLOY_CONFIG.read_text())["storage"]["postgres"]
+    result = process_config(resolve_to_config_type(DagsterPostgresStorage.config_type()), config)
+    assert result.success, result.errors
+    return result.value["postgres_db"]
+
+
+def test_deploy_config_reads_the_server_from_the_environment(pg_env: dict[str, str]) -> None:
+    db = _resolved_deploy_storage()
+    assert db["hostname"] == pg_env["DAGSTER_PG_HOST"]
+    assert db["port"] == int(pg_env["DAGSTER_PG_PORT"])
+    assert db["username"] == pg_env["DAGSTER_PG_USER"]
+    assert db["password"] == ""
+    assert db["db_name"] == pg_env["DAGSTER_PG_DB"]
