@@ -1,16 +1,20 @@
 """One measurement in a fresh process, so its peak RSS is its own: prints one JSON line.
 
-    python -m benchmarks.measure {bare|pipeline} EXPORT [OUT_DIR]
+    python -m benchmarks.measure {bare|pipeline|materialize|sample} EXPORT [OUT_DIR]
 
 ``bare`` is the baseline: ``ijson.items(f, "item")`` with the C backend on the same bytes the
 pipeline reads (the ZIP member or the gzip stream for those forms), building every
 conversation and dropping it. ``pipeline`` is the reader all the way to Parquet parts.
+``materialize`` runs the three assets for one user through Dagster (the import job, an
+in-process run on a temporary instance, the offline model). ``sample`` picks what the model
+would see from the Parquet parts that ``pipeline`` left in OUT_DIR.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import resource
 import shutil
 import sys
@@ -66,13 +70,73 @@ def pipeline(path: str, out: str) -> dict:
     }
 
 
+def materialize(path: str, workdir: str) -> dict:
+    """The import job for one user on ``path``, with everything under ``workdir``."""
+    import dagster as dg
+
+    from soulprint_pipeline.definitions import defs
+    from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+    from soulprint_pipeline.profiles import open_profile_store
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(users.name, ["bench-user"])
+        result = defs.resolve_job_def("import_user").execute_in_process(
+            instance=instance, partition_key="bench-user", tags={UPLOAD_TAG: path}
+        )
+    store = open_profile_store(f"sqlite:///{workdir}/data/user_profiles.sqlite3")
+    row = store.get("bench-user") or {}
+    store.close()
+    shutil.rmtree(f"{workdir}/data", ignore_errors=True)
+    return {
+        "success": result.success,
+        "status": row.get("import_status"),
+        "rows": row.get("total_messages"),
+    }
+
+
+def sample(out: str) -> dict:
+    """What the model would see of the parts in ``out``, and its estimated cost."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from soulprint_pipeline.llm import PRICE_PER_MTOK
+    from soulprint_pipeline.sampling import COLUMNS, sample_conversations
+
+    def batches():  # part by part, as the asset reads them (StoredParts)
+        for part in sorted(Path(out).glob("part-*.parquet")):
+            yield from pq.ParquetFile(part).iter_batches(columns=COLUMNS)
+
+    chosen = sample_conversations(batches())
+    output_tokens = 1_500  # a soulprint's answer, about
+    cost = (
+        chosen.estimated_tokens * PRICE_PER_MTOK["input"] + output_tokens * PRICE_PER_MTOK["output"]
+    ) / 1_000_000
+    return {
+        "conversations_total": chosen.total_conversations,
+        "conversations_sampled": len(chosen.conversations),
+        "estimated_input_tokens": chosen.estimated_tokens,
+        "estimated_cost_usd": round(cost, 4),
+    }
+
+
 def main() -> None:
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "pipeline":
         import soulprint_pipeline.parquet_parts
         import soulprint_pipeline.reader  # noqa: F401
+    elif mode == "materialize":  # definitions read the data folder from the environment
+        os.environ["SOULPRINT_DATA_DIR"] = f"{sys.argv[3]}/data"
+        import soulprint_pipeline.definitions  # noqa: F401
     started = time.perf_counter()
-    result = bare(path) if mode == "bare" else pipeline(path, sys.argv[3])
+    if mode == "bare":
+        result = bare(path)
+    elif mode == "pipeline":
+        result = pipeline(path, sys.argv[3])
+    elif mode == "materialize":
+        result = materialize(path, sys.argv[3])
+    else:
+        result = sample(path)
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         (f"{args.giant} conversation", "json", giant + giant // 2, giant),
     ]
     rows = []
+    samples: list[dict] = []
+    materialized: dict = {}
     for label, fmt, target, giant_bytes in cases:
         export = workdir / f"export-{fmt}-{target}.{fmt}"
         started = time.perf_counter()
@@ -69,6 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"generated {label} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         bare, pipeline = best_of(args.repeat, export, out)
+        if fmt == "json" and not giant_bytes:
+            model_input = measure("sample", out, out)
+            model_input["case"] = label
+            samples.append(model_input)
+        if label == f"{args.size} ZIP":
+            materialized = measure("materialize", export, workdir)
+            materialized["case"] = label
         export_mb = target / MiB
         rows.append(
             {
@@ -101,7 +110,27 @@ def main(argv: list[str] | None = None) -> None:
         / by_case[f"{args.small} JSON"]["pipeline_rss_mb"]
     )
     print(f"peak RSS {args.size} / {args.small}: {growth:.2f}x")
-    print(json.dumps({"results": rows, "rss_growth": round(growth, 2)}))
+    print(
+        f"materialize (import job, 3 assets, offline model) on the {materialized['case']}: "
+        f"{materialized['seconds']:.1f} s, peak RSS {materialized['peak_rss_mb']:.0f} MB, "
+        f"status {materialized['status']}"
+    )
+    for entry in samples:
+        print(
+            f"model input for the {entry['case']}: {entry['conversations_sampled']} of "
+            f"{entry['conversations_total']} conversations, ~{entry['estimated_input_tokens']:,} "
+            f"tokens, ~${entry['estimated_cost_usd']:.4f} with Haiku 4.5"
+        )
+    print(
+        json.dumps(
+            {
+                "results": rows,
+                "rss_growth": round(growth, 2),
+                "materialize": materialized,
+                "model_input": samples,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

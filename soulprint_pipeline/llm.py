@@ -14,9 +14,10 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
+if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model is called
+    import anthropic
 
 from soulprint_pipeline.soulprint import SoulprintValidationError, validate_sections
 
@@ -87,6 +88,8 @@ def parse_answer(text: str) -> dict[str, Any]:
 
 
 def _classify(error: anthropic.APIError) -> ModelError:
+    import anthropic
+
     if isinstance(error, anthropic.RateLimitError):
         return TransientModelError(
             "The soulprint model is throttled right now (HTTP 429); the import will be retried."
@@ -149,6 +152,8 @@ async def ask_for_soulprint(
 
 
 async def _call(client: Any, answer: Answer, **request: Any) -> str:
+    import anthropic
+
     try:
         raw = await client.messages.with_raw_response.create(**request)
     except anthropic.APIError as error:

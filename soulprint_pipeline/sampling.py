@@ -36,6 +36,7 @@ class SampleLimits:
 
     token_budget: int = 50_000
     min_conversations: int = 5
+    target_conversations: int = 25  # each conversation gets at most budget / this
     max_conversations: int = 50
     max_user_chars: int = 1_500  # per message; the person's own words matter most
     max_assistant_chars: int = 500
@@ -63,9 +64,16 @@ class Conversation:
             self.messages.append((role, kept))
             self.chars += len(kept)
 
+    def render(self) -> str:
+        """This conversation as it appears in the prompt."""
+        lines = [f'<conversation title="{_attribute(self.title)}">']
+        lines += [f"[{role}] {text}" for role, text in self.messages]
+        lines.append("</conversation>")
+        return "\n".join(lines)
+
     def tokens(self) -> int:
         """Estimated tokens of this conversation in the prompt."""
-        return estimate_tokens(self.title) + sum(estimate_tokens(t) + 3 for _, t in self.messages)
+        return estimate_tokens(self.render()) + 1
 
 
 @dataclass
@@ -163,16 +171,17 @@ def sample_conversations(
     memories = signals[MEMORY]
     signal_budget = int(limits.token_budget * limits.signal_token_share)
     kept_memories: list[str] = []
-    used = sum(estimate_tokens(text) for text in custom)
+    # the request and the block's tags, then each custom instruction and memory line
+    used = estimate_tokens(_FRAME) + sum(estimate_tokens(text) + 1 for text in custom)
     for memory in reversed(memories):  # newest first
-        cost = estimate_tokens(memory)
+        cost = estimate_tokens(f"- {memory}") + 1
         if used + cost > signal_budget:
             break
         kept_memories.append(memory)
         used += cost
     chosen: list[Conversation] = []
-    # no conversation may crowd out the minimum number of others
-    per_conversation = (limits.token_budget - used) // limits.min_conversations
+    # no conversation may crowd out the others: a representative sample is a broad one
+    per_conversation = (limits.token_budget - used) // limits.target_conversations
     for conversation in sorted(candidates, key=score, reverse=True):
         if len(chosen) == limits.max_conversations:
             break
@@ -197,9 +206,9 @@ def sample_conversations(
 def _trimmed(conversation: Conversation, tokens: int) -> Conversation:
     """The first messages of ``conversation`` that fit in ``tokens``."""
     kept: list[tuple[str, str]] = []
-    used = estimate_tokens(conversation.title)
+    used = estimate_tokens(f'<conversation title="{_attribute(conversation.title)}">') + 6
     for role, text in conversation.messages:
-        cost = estimate_tokens(text) + 3
+        cost = estimate_tokens(f"[{role}] {text}") + 1
         if used + cost > tokens:
             break
         kept.append((role, text))
@@ -226,12 +235,16 @@ def render_sample(sample: Sample) -> str:
         lines += [f"- {memory}" for memory in sample.memories]
         lines.append("</saved_memories>")
     lines.append("<conversations>")
-    for conversation in sample.conversations:
-        lines.append(f'<conversation title="{_attribute(conversation.title)}">')
-        lines += [f"[{role}] {text}" for role, text in conversation.messages]
-        lines.append("</conversation>")
+    lines += [conversation.render() for conversation in sample.conversations]
     lines.append("</conversations>")
     return "\n".join(lines)
+
+
+#: What render_sample adds around the texts, and room for the request that follows the block.
+_FRAME = (
+    "<custom_instructions>\n</custom_instructions>\n<saved_memories>\n</saved_memories>\n"
+    "<conversations>\n</conversations>\n" + "x" * 4 * 64
+)
 
 
 def _attribute(value: Any) -> str:

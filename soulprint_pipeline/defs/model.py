@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
 import dagster as dg
 
 from soulprint_pipeline.lake import StoredParts
@@ -73,8 +72,10 @@ class SoulprintModel(dg.ConfigurableResource):
         """The model that writes the soulprint."""
         return self.model_id or DEFAULT_MODELS[self.backend]
 
-    def client(self) -> anthropic.AsyncAnthropic | anthropic.AsyncAnthropicBedrock:
-        """The SDK client of the backend."""
+    def client(self) -> Any:
+        """The SDK client of the backend (``AsyncAnthropicBedrock`` or ``AsyncAnthropic``)."""
+        import anthropic  # only where a model is called: the SDK costs ~50 MB of memory
+
         if self.backend == "bedrock":
             return anthropic.AsyncAnthropicBedrock(
                 aws_region=self.aws_region,
