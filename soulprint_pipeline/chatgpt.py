@@ -91,15 +91,29 @@ def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, An
     if leaf is None:
         leaf = _newest_leaf(mapping)
     path: list[dict[str, Any]] = []
+    node = mapping.get(leaf) if isinstance(leaf, str) else None
+    limit = len(mapping)  # a walk longer than there are nodes has met a cycle
+    while node is not None:
+        if node.__class__ is not dict and not isinstance(node, dict):
+            break
+        if len(path) == limit:
+            return _path_until_repeat(mapping, leaf)
+        path.append(node)
+        parent = node.get("parent")
+        node = mapping.get(parent) if isinstance(parent, str) else None
+    path.reverse()
+    return path
+
+
+def _path_until_repeat(mapping: dict[str, Any], leaf: str) -> list[dict[str, Any]]:
+    """The walk back from ``leaf`` in a mapping with a parent cycle, stopped at the cycle."""
+    path: list[dict[str, Any]] = []
     seen: set[str] = set()
-    node_id = leaf
+    node_id: Any = leaf
     while isinstance(node_id, str) and node_id in mapping and node_id not in seen:
         seen.add(node_id)
-        node = mapping[node_id]
-        if not isinstance(node, dict):
-            break
-        path.append(node)
-        node_id = node.get("parent")
+        path.append(mapping[node_id])
+        node_id = mapping[node_id].get("parent")
     path.reverse()
     return path
 
@@ -149,21 +163,26 @@ _new_message = partial(tuple.__new__, Message)  # skips NamedTuple's Python-leve
 _EMPTY: dict[str, Any] = {}
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else _EMPTY  # lean objects subclass dict
-
-
 def classify(message: dict[str, Any]) -> Message | str:
     """The visible (or profile-signal) message of one node, or the reason it is skipped.
 
     A reason is a ``skipped`` counter key; an unknown content type is ``"unknown:<type>"``.
     """
-    content = _dict(message.get("content"))
+    get = message.get
+    # isinstance() is the slow part of a hot path: plain dicts are checked by type first
+    content = get("content")
+    if type(content) is not dict and not isinstance(content, dict):
+        content = _EMPTY
+    author = get("author")
+    if type(author) is not dict and not isinstance(author, dict):
+        author = _EMPTY
+    metadata = get("metadata")
+    if type(metadata) is not dict and not isinstance(metadata, dict):
+        metadata = _EMPTY
     content_type = content.get("content_type")
-    role = _dict(message.get("author")).get("role")
-    metadata = _dict(message.get("metadata"))
-    recipient = message.get("recipient") or "all"
-    created_at = message.get("create_time")
+    role = author.get("role")
+    recipient = get("recipient") or "all"
+    created_at = get("create_time")
     if type(created_at) is not float:
         created_at = _number(created_at)
 
@@ -179,10 +198,10 @@ def classify(message: dict[str, Any]) -> Message | str:
             text = parts[0]
         else:
             text = _content_text(content, content_type)
-        if _blank(text):
+        if not text or text.isspace():
             return "message:empty"
         slug = metadata.get("model_slug") if role == "assistant" else None
-        return _new_message((message.get("id"), role, "text", text, created_at, slug))
+        return _new_message((get("id"), role, "text", text, created_at, slug))
 
     message_id = message.get("id")
     if content_type == "user_editable_context":

@@ -178,7 +178,7 @@ class ExportReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows as Arrow record batches of bounded size (see :class:`RowBatcher`)."""
-        batcher = RowBatcher(self.batch_rows, self.batch_text_chars, text_of=self._spill.text)
+        batcher = RowBatcher(self.batch_rows, self.batch_text_chars, text_of=self._spill.utf8)
         for conversation in self._conversations():
             for batch in batcher.add(conversation):
                 yield self._counted(batch)

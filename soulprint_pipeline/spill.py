@@ -28,7 +28,11 @@ class SpilledText:
 
 
 class TextSpill:
-    """Holds up to ``budget_chars`` of one conversation's texts in memory, the rest on disk."""
+    """Holds up to ``budget_chars`` of one conversation's texts in memory, the rest on disk.
+
+    Texts are kept as UTF-8 (about a quarter of what Python holds for non-ASCII text, and the
+    encoding Arrow needs anyway).
+    """
 
     def __init__(self, budget_chars: int = 4 * 1024 * 1024) -> None:
         self.budget_chars = budget_chars
@@ -36,11 +40,11 @@ class TextSpill:
         self._file: IO[bytes] | None = None
         self.in_use = False  # some text of the current conversation is on disk
 
-    def keep(self, text: str) -> str | SpilledText:
-        """``text`` itself while within budget, else a reference to it in the spill file."""
+    def keep(self, text: str) -> bytes | SpilledText:
+        """``text`` in UTF-8 while within budget, else a reference to it in the spill file."""
         if self._held + len(text) <= self.budget_chars:
             self._held += len(text)
-            return text
+            return text.encode()
         if self._file is None:
             # lives across calls, closed by close()
             self._file = tempfile.TemporaryFile(prefix="soulprint-spill-")  # noqa: SIM115
@@ -50,13 +54,18 @@ class TextSpill:
         self.in_use = True
         return SpilledText(offset, len(data), len(text))
 
-    def text(self, value: str | SpilledText) -> str:
-        """The text behind ``value``."""
-        if type(value) is str:
-            return value
-        assert self._file is not None and isinstance(value, SpilledText)
+    def utf8(self, value: str | bytes | SpilledText) -> str | bytes:
+        """The text behind ``value``, as it was given or in UTF-8 (read back from the file)."""
+        if type(value) is not SpilledText:
+            return value  # type: ignore[return-value]
+        assert self._file is not None
         self._file.seek(value.offset)
-        return self._file.read(value.nbytes).decode()
+        return self._file.read(value.nbytes)
+
+    def text(self, value: str | bytes | SpilledText) -> str:
+        """The text behind ``value``, as a string."""
+        resolved = self.utf8(value)
+        return resolved if type(resolved) is str else resolved.decode()  # type: ignore[union-attr]
 
     def reset(self) -> None:
         """Forget the current conversation's texts (its rows have been batched)."""

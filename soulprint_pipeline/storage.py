@@ -46,7 +46,7 @@ class ReadLimits:
     max_node_bytes: int = 16 * MiB
     #: A conversation whose JSON outgrows this is parsed again in lean mode (see jsonstream):
     #: the fast path holds about five times a conversation's JSON size in memory.
-    lean_after_bytes: int = 16 * MiB
+    lean_after_bytes: int = 8 * MiB
 
 
 class CountingFile:

@@ -206,3 +206,15 @@ def test_bound_is_per_node_not_per_conversation(tmp_path: Path) -> None:
 
 def test_missing_object_is_a_storage_error(tmp_path: Path) -> None:
     _expect(tmp_path / "nope.zip", StorageError, "no such object", "nope.zip")
+
+
+def test_parent_cycles_and_missing_parents_are_survived(tmp_path: Path) -> None:
+    conversation = _conversation(0, "first words")
+    mapping = conversation["mapping"]
+    # a cycle above the active branch: root's parent is m, m's parent is root
+    mapping["root"]["parent"] = "m"
+    # and an orphan branch whose parent is missing, never on the active path
+    mapping["orphan"] = {"id": "orphan", "parent": "gone", "children": [], "message": None}
+    (path := tmp_path / "cycle.json").write_text(json.dumps([conversation]))
+    reader = _read(path)
+    assert reader.stats.messages == 1  # the message once, not once per lap of the cycle
