@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from soulprint_pipeline.branches import walk_back
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message
 
 _NEG_INF = float("-inf")
@@ -97,23 +98,10 @@ def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, An
         if node.__class__ is not dict and not isinstance(node, dict):
             break
         if len(path) == limit:
-            return _path_until_repeat(mapping, leaf)
+            return walk_back(mapping, leaf, "parent")  # met a cycle: walk it carefully
         path.append(node)
         parent = node.get("parent")
         node = mapping.get(parent) if isinstance(parent, str) else None
-    path.reverse()
-    return path
-
-
-def _path_until_repeat(mapping: dict[str, Any], leaf: str) -> list[dict[str, Any]]:
-    """The walk back from ``leaf`` in a mapping with a parent cycle, stopped at the cycle."""
-    path: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    node_id: Any = leaf
-    while isinstance(node_id, str) and node_id in mapping and node_id not in seen:
-        seen.add(node_id)
-        path.append(mapping[node_id])
-        node_id = mapping[node_id].get("parent")
     path.reverse()
     return path
 

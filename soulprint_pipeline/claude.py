@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from soulprint_pipeline.branches import walk_back
 from soulprint_pipeline.rows import Conversation, Message
 
 _ROLES = {"human": "user", "assistant": "assistant"}
@@ -55,15 +56,7 @@ def _ordered(conversation: dict[str, Any], messages: list[dict[str, Any]]) -> li
     leaf = conversation.get("current_leaf_message_uuid")
     by_id = {m.get("uuid"): m for m in messages if isinstance(m.get("uuid"), str)}
     if isinstance(leaf, str) and leaf in by_id:
-        path: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        node_id: Any = leaf
-        while isinstance(node_id, str) and node_id in by_id and node_id not in seen:
-            seen.add(node_id)
-            path.append(by_id[node_id])
-            node_id = by_id[node_id].get("parent_message_uuid")
-        path.reverse()
-        return path
+        return walk_back(by_id, leaf, "parent_message_uuid")
     # No tree: order by time (stable for equal or missing times, which sort first).
     return sorted(messages, key=lambda m: _seconds(m.get("created_at")) or float("-inf"))
 
