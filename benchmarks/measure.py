@@ -125,7 +125,9 @@ def main() -> None:
     if mode == "pipeline":
         import soulprint_pipeline.parquet_parts
         import soulprint_pipeline.reader  # noqa: F401
-    elif mode == "materialize":  # definitions read the data folder from the environment
+    elif mode == "materialize":  # definitions read their settings from the environment:
+        for name in [n for n in os.environ if n.startswith("SOULPRINT_")]:
+            del os.environ[name]  # the embedded defaults only (never a real bucket or model)
         os.environ["SOULPRINT_DATA_DIR"] = f"{sys.argv[3]}/data"
         import soulprint_pipeline.definitions  # noqa: F401
     started = time.perf_counter()

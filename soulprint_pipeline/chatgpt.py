@@ -292,7 +292,7 @@ def linearize(
     conversation_id = conversation.get("conversation_id") or conversation.get("id")
     title = conversation.get("title")
     return Conversation(
-        conversation_id if isinstance(conversation_id, str) else None,
+        None if conversation_id is None else str(conversation_id),
         title if isinstance(title, str) else None,
         _number(conversation.get("create_time")),
         messages,

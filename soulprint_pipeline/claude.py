@@ -94,7 +94,7 @@ def linearize(
     conversation_id = conversation.get("uuid")
     title = conversation.get("name")
     return Conversation(
-        conversation_id if isinstance(conversation_id, str) else None,
+        None if conversation_id is None else str(conversation_id),
         title if isinstance(title, str) else None,
         _seconds(conversation.get("created_at")),
         messages,

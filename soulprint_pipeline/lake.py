@@ -4,9 +4,9 @@
     {base}/{asset}/{user_id}/CURRENT.json    which version is current, and its manifest
 
 A materialization writes a fresh version folder and then switches ``CURRENT.json`` in one
-write (an atomic rename locally, a single PUT on S3), so a reader sees the old partition or the
-new one, never a half-written one; a crashed run leaves only an orphan folder, which the next
-successful write of that partition deletes.
+step (an atomic rename locally; on S3 the copy of one small object), so a reader sees the old
+partition or the new one, never a half-written one; a crashed run leaves only an orphan
+folder, which the next successful write of that partition deletes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soulprint_pipeline.errors import StorageError
+from soulprint_pipeline.storage import storage_error
 from soulprint_pipeline.users import validate_user_id
 
 CURRENT = "CURRENT.json"
@@ -119,14 +120,8 @@ class Lake:
                     copied += len(chunk)
                     if on_progress is not None:
                         on_progress(copied, total)
-        except FileNotFoundError:
-            raise StorageError(f"The upload {source_url} is gone from storage.") from None
-        except PermissionError:
-            raise StorageError(f"Access to the upload {source_url} was denied.") from None
-        except OSError as error:
-            raise StorageError(
-                f"Copying the upload {source_url} into the lake failed ({type(error).__name__})."
-            ) from None
+        except Exception as error:  # botocore's errors are not OSErrors
+            raise storage_error(posixpath.basename(source_url), error) from None
         return {"file": file_name, "url": target, "bytes": copied, "sha256": digest.hexdigest()}
 
     def write_parts(self, version: Version, batches: Iterator[pa.RecordBatch], **writer: Any):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model is called
@@ -54,7 +54,6 @@ class Answer:
     retries: int = 0
     latency_s: float = 0.0
     repaired: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def cost_usd(self) -> float:
@@ -92,14 +91,12 @@ def _classify(error: anthropic.APIError) -> ModelError:
 
     if isinstance(error, anthropic.RateLimitError):
         return TransientModelError(
-            "The soulprint model is throttled right now (HTTP 429); the import will be retried."
+            "The soulprint model was throttled (HTTP 429) and did not recover in time."
         )
     if isinstance(error, anthropic.APIStatusError):
         status = error.status_code
         if status >= 500:
-            return TransientModelError(
-                f"The soulprint model is unavailable (HTTP {status}); the import will be retried."
-            )
+            return TransientModelError(f"The soulprint model was unavailable (HTTP {status}).")
         reason = {
             400: "rejected the request",
             401: "refused the credentials",
@@ -108,8 +105,7 @@ def _classify(error: anthropic.APIError) -> ModelError:
         }.get(status, "refused the request")
         return PermanentModelError(f"The soulprint model {reason} (HTTP {status}).")
     return TransientModelError(
-        f"The soulprint model could not be reached ({type(error).__name__}); "
-        "the import will be retried."
+        f"The soulprint model could not be reached ({type(error).__name__})."
     )
 
 
@@ -147,7 +143,7 @@ async def ask_for_soulprint(
                 },
             ]
     raise InvalidAnswerError(
-        f"The soulprint model's answer was invalid twice ({error}); the import will be retried."
+        f"The soulprint model's answer was not a valid soulprint, twice ({error})."
     )
 
 

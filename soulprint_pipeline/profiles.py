@@ -458,7 +458,20 @@ class PostgresProfileStore(ProfileStore):
                     conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (user_id text PRIMARY KEY)")
                     # Supabase exposes public tables to its REST API: keep a new one closed.
                     conn.execute(f"ALTER TABLE {TABLE} ENABLE ROW LEVEL SECURITY")
+                # ALTER TABLE locks the app's table even when nothing changes: only add what
+                # is missing, and give up rather than queue behind the app's queries
+                conn.execute("SET LOCAL lock_timeout = '5s'")
+                present = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = %s AND table_schema = current_schema()",
+                        (TABLE,),
+                    ).fetchall()
+                }
                 for column in PROFILE_COLUMNS:
+                    if column in present:
+                        continue
                     conn.execute(
                         sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                             sql.Identifier(TABLE),

@@ -186,7 +186,7 @@ def user_safe_message(error: BaseException) -> str:
         if isinstance(cause, ExportError | InvalidUserIdError | ModelError):
             return str(cause)[:MAX_ERROR_CHARS]
         if isinstance(cause, ProfileStoreError):
-            return "The import finished but its result could not be saved; it will be retried."
+            return "The import finished but its result could not be saved."
         cause = cause.__cause__ or cause.__context__
     return f"The import failed unexpectedly ({type(error).__name__}); the team has been told."
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +133,11 @@ class ExportReader:
         # Message texts of a huge conversation may wait in the spill file (see spill.py).
         stats = self.stats
         compactor = _Compactor(self._spill)
-        with open_export(self.url, self.limits, self.storage_options) as export, _relaxed_gc():
+        with (
+            open_export(self.url, self.limits, self.storage_options) as export,
+            _relaxed_gc(),
+            closing(self._spill),
+        ):
             stats.container = export.container
             stats.documents = list(export.members)
             stats.total_bytes = export.total_bytes
@@ -158,7 +162,6 @@ class ExportReader:
             stats.bytes_read = export.total_bytes
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
-        self._spill.close()
         if stats.conversations == 0:
             raise EmptyExportError("The export holds no conversations.")
 

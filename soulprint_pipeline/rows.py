@@ -67,6 +67,16 @@ def to_micros(seconds: float | None) -> int | None:
 _TEXT = itemgetter(3)  # Message.text
 
 
+def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array; odd exports hold numbers where ids should be strings."""
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        if type_ != pa.string():
+            raise
+        return pa.array([None if v is None else str(v) for v in values], type=type_)
+
+
 class RowBatcher:
     """Collects conversations as columns and cuts Arrow record batches of bounded size.
 
@@ -149,7 +159,7 @@ class RowBatcher:
     def flush(self) -> pa.RecordBatch:
         """The rows collected so far as one record batch; the batcher starts empty again."""
         arrays = [
-            pa.array(column, type=field.type)
+            _array(column, field.type)
             for column, field in zip(self._columns, SCHEMA, strict=True)
             if field.name not in ("text", "created_at")
         ]

@@ -88,6 +88,11 @@ class _BoundedDecompressedStream:
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._inner.read(size)
+        except (NotImplementedError, RuntimeError) as error:  # Deflate64, encryption
+            raise NotAnExportError(
+                "The ZIP uses compression or encryption that cannot be read "
+                f"({type(error).__name__}); please re-create it as a standard ZIP."
+            ) from None
         except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile) as error:
             raise TruncatedExportError(
                 f"The compressed export is damaged or cut short after "
@@ -220,7 +225,10 @@ def _check_zip_budget(archive: zipfile.ZipFile, members: list[str], limits: Read
         )
 
 
-def _storage_error(url: str, error: BaseException) -> StorageError:
+def storage_error(url: str, error: BaseException) -> StorageError:
+    """A user-safe StorageError for a failed storage call (its kind and HTTP status)."""
+    if isinstance(error, StorageError):
+        return error
     status = getattr(error, "response", {}) or {}
     code = ""
     if isinstance(status, dict):
@@ -234,7 +242,9 @@ def _storage_error(url: str, error: BaseException) -> StorageError:
         detail = type(error).__name__
     if code:
         detail += f", HTTP {code}"
-    return StorageError(f"Could not read the export at {url} from storage ({detail}).")
+    # the object's name only: the bucket and folders are the service's, not the person's
+    name = posixpath.basename(url.rstrip("/")) or url
+    return StorageError(f"Could not read {name} from storage ({detail}).")
 
 
 @contextmanager
@@ -250,10 +260,8 @@ def open_export(
             total = opened.fs.size(opened.path)
         except ExportError:
             raise
-        except (OSError, ValueError) as error:
-            raise _storage_error(url, error) from None
         except Exception as error:  # botocore and friends do not subclass OSError
-            raise _storage_error(url, error) from None
+            raise storage_error(url, error) from None
         raw = CountingFile(raw_file)
         head = raw.read(8)
         raw.seek(0)

@@ -218,3 +218,13 @@ def test_parent_cycles_and_missing_parents_are_survived(tmp_path: Path) -> None:
     (path := tmp_path / "cycle.json").write_text(json.dumps([conversation]))
     reader = _read(path)
     assert reader.stats.messages == 1  # the message once, not once per lap of the cycle
+
+
+def test_numbers_where_ids_should_be_strings_do_not_break_the_import(tmp_path: Path) -> None:
+    conversation = _conversation(0, "hello there")
+    conversation["id"] = 12345
+    conversation["mapping"]["m"]["message"]["id"] = 678
+    (path := tmp_path / "ids.json").write_text(json.dumps([conversation]))
+    reader = ExportReader(str(path))
+    [row] = [r for batch in reader.batches() for r in batch.to_pylist()]
+    assert row["conversation_id"] == "12345" and row["message_id"] == "678"

@@ -8,6 +8,7 @@ from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
+from soulprint_pipeline.errors import EmptyExportError
 from soulprint_pipeline.lake import StoredParts
 from soulprint_pipeline.llm import TransientModelError
 from soulprint_pipeline.progress import (
@@ -123,6 +124,11 @@ def quick_pass_soulprint(
         "total_messages": manifest.get("rows", 0),
     }
     tracker.start(GENERATING, **totals)
+    if not totals["total_messages"]:
+        raise EmptyExportError(
+            "The export holds conversations but no messages to learn from (all were empty, "
+            "hidden or marked do-not-remember)."
+        )
     try:
         generated = llm.generate(
             conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.8 * f)

@@ -19,7 +19,7 @@ from pydantic import PrivateAttr
 
 from soulprint_pipeline.errors import StorageError
 from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError, open_profile_store
-from soulprint_pipeline.storage import MiB
+from soulprint_pipeline.storage import MiB, storage_error
 from soulprint_pipeline.users import validate_user_id
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.
@@ -78,17 +78,28 @@ class Upload:
     identity: str  # ETag or size+mtime: changes when the object is replaced
 
 
+#: What an export's file name ends with (a bucket also holds .DS_Store, notes, partial files).
+EXPORT_SUFFIXES = (".zip", ".json", ".gz")
+
+
+def is_export_name(name: str) -> bool:
+    """Whether a file name can be an export (the content decides, later, if it is one)."""
+    return not name.startswith(".") and name.lower().endswith(EXPORT_SUFFIXES)
+
+
 def _upload(url: str, user_id: str, info: dict[str, Any]) -> Upload:
     modified = _modified(info)
     size = int(info.get("size") or 0)
     etag = str(info.get("ETag") or "").strip('"')
+    # an ETag is the content's hash on S3: with the time, the same bytes uploaded again are a
+    # new object (a person retrying after a failed import)
     return Upload(
         url=url,
         user_id=user_id,
         name=posixpath.basename(url.rstrip("/")),
         size=size,
         modified=modified,
-        identity=etag or f"{size}-{modified:.6f}",
+        identity=f"{etag or size}-{modified:.6f}",
     )
 
 
@@ -115,10 +126,8 @@ class UploadsResource(dg.ConfigurableResource):
         fs, path = fsspec.core.url_to_fs(url, **self.s3.storage_options(url))
         try:
             info = fs.info(path)
-        except FileNotFoundError:
-            raise StorageError(
-                f"The upload {posixpath.basename(path)} is no longer in storage."
-            ) from None
+        except Exception as error:  # botocore's errors are not OSErrors
+            raise storage_error(posixpath.basename(path), error) from None
         return _upload(url, user_id, info)
 
     def list_uploads(self) -> Iterator[tuple[str, Upload]]:
@@ -145,7 +154,9 @@ class UploadsResource(dg.ConfigurableResource):
         uploads = [
             _upload(_as_url(self.url, entry["name"]), user_id, entry)
             for entry in entries
-            if entry.get("type") == "file" and not posixpath.basename(entry["name"]).startswith(".")
+            if entry.get("type") == "file"
+            and is_export_name(posixpath.basename(entry["name"]))
+            and entry.get("size")
         ]
         return sorted(uploads, key=lambda upload: (upload.modified, upload.name))
 
@@ -209,9 +220,9 @@ def default_resources() -> dict[str, Any]:
         ),
         "lake": LakeIOManager(url=os.getenv("SOULPRINT_LAKE_URL", str(DATA_DIR / "lake")), s3=s3),
         "profiles": ProfilesResource(
-            url=os.getenv(
-                "SOULPRINT_PROFILES_URL", f"sqlite:///{DATA_DIR / 'user_profiles.sqlite3'}"
-            ),
+            # a postgresql:// URL may carry a password: a secret when set
+            url=secret("SOULPRINT_PROFILES_URL")
+            or f"sqlite:///{DATA_DIR / 'user_profiles.sqlite3'}",
             supabase_service_role_key=secret("SUPABASE_SERVICE_ROLE_KEY"),
         ),
         "llm": SoulprintModel(

@@ -11,11 +11,14 @@ from dagster_shared.error import SerializableErrorInfo
 
 from soulprint_pipeline.defs.jobs import PARTITION_TAG, import_user
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
-from soulprint_pipeline.defs.resources import ProfilesResource, Upload, UploadsResource
+from soulprint_pipeline.defs.resources import (
+    ProfilesResource,
+    Upload,
+    UploadsResource,
+    is_export_name,
+)
 from soulprint_pipeline.progress import MAX_ERROR_CHARS, QUEUED, ProgressTracker, record_failure
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
-
-EXPORT_SUFFIXES = (".zip", ".json", ".gz")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def _skip_reason(relative: str, upload: Upload, now: float, settle_seconds: floa
     parts = relative.split("/")
     if len(parts) != 2:
         return "not at {uploads}/{user_id}/{file}"
-    if upload.name.startswith(".") or not upload.name.lower().endswith(EXPORT_SUFFIXES):
+    if not is_export_name(upload.name):
         return "not an export file name"
     if upload.size == 0:
         return "empty object"
@@ -93,11 +96,17 @@ def last_imported_identity(instance: dg.DagsterInstance, user_id: str) -> str | 
 def already_imported(
     instance: dg.DagsterInstance, profiles: ProfilesResource, upload: Upload
 ) -> bool:
-    """Whether this exact upload was imported already (same object identity), or the user's
-    soulprint is newer than the upload (a first start on a bucket that was imported before)."""
-    if last_imported_identity(instance, upload.user_id) == upload.identity:
-        return True
+    """Whether this exact upload was imported already.
+
+    Yes when the user's last ``raw_export`` came from the same object (its identity) and that
+    import did not fail (so re-uploading after a failure imports again); and, for a user this
+    Dagster instance has no history of (a first start on a bucket that was imported before),
+    when their saved soulprint is newer than the upload.
+    """
     row = profiles.store.get(upload.user_id) or {}
+    last = last_imported_identity(instance, upload.user_id)
+    if last is not None:
+        return last == upload.identity and row.get("import_status") != "failed"
     updated = row.get("updated_at")
     return (
         row.get("import_status") == "complete"
@@ -234,6 +243,6 @@ def _message_from_error(error: SerializableErrorInfo) -> str:
         if qualified.startswith(_SAFE_MODULES):
             return text.strip()[:MAX_ERROR_CHARS]
         if qualified == "soulprint_pipeline.profiles.ProfileStoreError":
-            return "The import finished but its result could not be saved; it will be retried."
+            return "The import finished but its result could not be saved."
         link = link.cause or link.context
     return f"The import failed unexpectedly ({named.cls_name}); the team has been told."
