@@ -103,7 +103,7 @@ class ExportReader:
         limits: ReadLimits | None = None,
         storage_options: dict[str, Any] | None = None,
         batch_rows: int = 50_000,
-        batch_text_chars: int = 4 * 1024 * 1024,
+        batch_text_chars: int = 2 * 1024 * 1024,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.url = url

@@ -88,7 +88,7 @@ class RowBatcher:
     def __init__(
         self,
         max_rows: int = 50_000,
-        max_text_chars: int = 4 * 1024 * 1024,
+        max_text_chars: int = 2 * 1024 * 1024,
         text_of: Callable[[Any], str | bytes] | None = None,
     ) -> None:
         self.max_rows = max_rows
