@@ -33,8 +33,6 @@ PARSING = Stage("Parsing conversations", 20, 50)
 GENERATING = Stage("Generating soulprint", 50, 100)
 COMPLETE = Stage("Complete", 100, 100)
 
-MAX_ERROR_CHARS = 500
-
 #: Called with (stage name, percent) for every update that is written (or would be, if quiet).
 Listener = Callable[[str, int], None]
 
@@ -145,7 +143,7 @@ class ProgressTracker:
             {
                 "import_status": "failed",
                 "import_stage": self.stage or QUEUED.name,
-                "import_error": message[:MAX_ERROR_CHARS],
+                "import_error": message,  # the store keeps the first 500 characters
             }
         )
 
@@ -184,7 +182,7 @@ def user_safe_message(error: BaseException) -> str:
     cause: BaseException | None = error
     while cause is not None:  # Dagster wraps step errors; look for ours inside
         if isinstance(cause, ExportError | InvalidUserIdError | ModelError):
-            return str(cause)[:MAX_ERROR_CHARS]
+            return str(cause)
         if isinstance(cause, ProfileStoreError):
             return "The import finished but its result could not be saved."
         cause = cause.__cause__ or cause.__context__
@@ -205,7 +203,7 @@ def record_failure(store: ProfileStore, user_id: str, message: str) -> bool:
         {
             "import_status": "failed",
             "import_stage": row.get("import_stage") or QUEUED.name,
-            "import_error": message[:MAX_ERROR_CHARS],
+            "import_error": message,  # the store keeps the first 500 characters
         },
     )
     return True

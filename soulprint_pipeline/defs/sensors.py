@@ -17,7 +17,7 @@ from soulprint_pipeline.defs.resources import (
     UploadsResource,
     is_export_name,
 )
-from soulprint_pipeline.progress import MAX_ERROR_CHARS, QUEUED, ProgressTracker, record_failure
+from soulprint_pipeline.progress import QUEUED, ProgressTracker, record_failure
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
 
@@ -241,7 +241,7 @@ def _message_from_error(error: SerializableErrorInfo) -> str:
     while link is not None:  # Dagster's wrappers, dg.Failure raised from ours, context
         qualified, _, text = link.message.partition(": ")
         if qualified.startswith(_SAFE_MODULES):
-            return text.strip()[:MAX_ERROR_CHARS]
+            return text.strip()
         if qualified == "soulprint_pipeline.profiles.ProfileStoreError":
             return "The import finished but its result could not be saved."
         link = link.cause or link.context
