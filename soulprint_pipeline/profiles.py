@@ -611,22 +611,34 @@ class SupabaseRestProfileStore(ProfileStore):
         """Nothing to do: run ``deploy/user_profiles.sql`` on the project instead."""
 
     def upsert(self, user_id: str, fields: Mapping[str, Any]) -> None:
-        """``POST /user_profiles?on_conflict=user_id`` with ``resolution=merge-duplicates``.
+        """PATCH the user's row; if there was none, ``POST ?on_conflict=user_id`` (merge).
 
-        A PATCH on a missing row silently changes nothing, hence an upsert; PostgREST updates
-        only the columns in the body.
+        A PATCH on a missing row silently changes nothing, hence the insert after it; the
+        PATCH comes first because PostgREST's upsert is an INSERT, which the app's table
+        rejects when it has NOT NULL columns of its own (as the Postgres backend does too).
+        PostgREST writes only the columns in the body.
         """
         user_id = _normalize_user_id(user_id)
         values = normalize_fields(user_id, fields)
-        body: dict[str, Any] = {"user_id": user_id}
-        for column, value in values.items():
-            body[column] = value.isoformat() if isinstance(value, datetime) else value
+        body: dict[str, Any] = {
+            column: value.isoformat() if isinstance(value, datetime) else value
+            for column, value in values.items()
+        }
+        updated = self._request(
+            "upsert",
+            "PATCH",
+            params={"user_id": f"eq.{user_id}", "select": "user_id"},
+            headers={"Prefer": "return=representation"},
+            json=body,
+        )
+        if updated.json():
+            return
         self._request(
             "upsert",
             "POST",
             params={"on_conflict": "user_id"},
             headers={"Prefer": "resolution=merge-duplicates,return=minimal"},
-            json=[body],
+            json=[{"user_id": user_id, **body}],
         )
 
     def get(self, user_id: str) -> dict[str, Any] | None:

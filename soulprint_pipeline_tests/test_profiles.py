@@ -439,8 +439,23 @@ def supabase_store(handler: Any) -> tuple[SupabaseRestProfileStore, list[httpx.R
     return store, seen
 
 
+def _no_row_then_created(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=[]) if request.method == "PATCH" else httpx.Response(201)
+
+
+def test_supabase_upsert_of_an_existing_row_is_one_patch() -> None:
+    store, seen = supabase_store(lambda request: httpx.Response(200, json=[{"user_id": "u-1"}]))
+    store.upsert("u-1", {"import_status": "complete", "progress_percent": 100})
+    [request] = seen
+    assert request.method == "PATCH"
+    assert dict(request.url.params) == {"user_id": "eq.u-1", "select": "user_id"}
+    assert "return=representation" in request.headers["prefer"]
+    body = json.loads(request.content)
+    assert body["import_status"] == "complete" and "user_id" not in body
+
+
 def test_supabase_upsert_request() -> None:
-    store, seen = supabase_store(lambda request: httpx.Response(201))
+    store, seen = supabase_store(_no_row_then_created)
     started = datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
     store.ensure_schema()  # no-op: the migration creates the table
     assert seen == []
@@ -454,7 +469,8 @@ def test_supabase_upsert_request() -> None:
             "soulprint": SOULPRINT,
         },
     )
-    [request] = seen
+    patch, request = seen  # no row to update, so it is inserted
+    assert patch.method == "PATCH"
     assert request.method == "POST"
     assert request.url.host == "abcdefgh.supabase.co"
     assert request.url.path == "/rest/v1/user_profiles"
