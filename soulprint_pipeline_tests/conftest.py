@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,3 +90,12 @@ def chatgpt_export_bytes(count: int = 5) -> bytes:
         for i in range(count)
     ]
     return json.dumps(conversations, ensure_ascii=False).encode()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A ZIP archive (deflated) holding ``members``, as bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

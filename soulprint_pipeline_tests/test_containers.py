@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,12 @@ import fsspec
 import pytest
 
 from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline_tests.conftest import S3_BUCKET, chatgpt_conversation, chatgpt_export_bytes
+from soulprint_pipeline_tests.conftest import (
+    S3_BUCKET,
+    chatgpt_conversation,
+    chatgpt_export_bytes,
+    zip_bytes,
+)
 
 
 def _rows(url: str, **options: Any) -> list[tuple]:
@@ -23,14 +26,6 @@ def _rows(url: str, **options: Any) -> list[tuple]:
         for batch in reader.batches()
         for r in batch.to_pylist()
     ]
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 EXPORT = chatgpt_export_bytes(6)
@@ -53,8 +48,8 @@ CONTAINERS = {
     "bom.json": lambda: b"\xef\xbb\xbf" + EXPORT,
     "conversations.json.gz": lambda: gzip.compress(EXPORT),
     "upload.bin": lambda: gzip.compress(EXPORT),
-    "export.json": lambda: _zip({"conversations.json": EXPORT, "chat.html": b"<html/>"}),
-    "folder.zip": lambda: _zip({"export-2026-11/conversations.json": EXPORT}),
+    "export.json": lambda: zip_bytes({"conversations.json": EXPORT, "chat.html": b"<html/>"}),
+    "folder.zip": lambda: zip_bytes({"export-2026-11/conversations.json": EXPORT}),
 }
 
 
@@ -79,7 +74,7 @@ def test_sharded_zip_members_are_read_in_numeric_order(
         "user.json": b"{}",
     }
     path = tmp_path / "sharded.zip"
-    path.write_bytes(_zip(shards))
+    path.write_bytes(zip_bytes(shards))
     reader = ExportReader(str(path))
     rows = [
         (r["conversation_id"], r["position"], r["role"], r["text"])
@@ -99,7 +94,7 @@ def test_file_and_memory_urls(tmp_path: Path, expected: list[tuple]) -> None:
     path.write_bytes(EXPORT)
     assert _rows(f"file://{path}") == expected
     with fsspec.open("memory://uploads/user-1/export.zip", "wb") as handle:
-        handle.write(_zip({"conversations.json": EXPORT}))
+        handle.write(zip_bytes({"conversations.json": EXPORT}))
     assert _rows("memory://uploads/user-1/export.zip") == expected
 
 
@@ -108,7 +103,7 @@ def test_s3_zip_is_read_through_s3fs(
 ) -> None:
     url = f"s3://{S3_BUCKET}/user-1/export.zip"
     with s3.open(url, "wb") as handle:
-        handle.write(_zip({"conversations.json": EXPORT}))
+        handle.write(zip_bytes({"conversations.json": EXPORT}))
     assert _rows(url, **s3_server) == expected
 
 

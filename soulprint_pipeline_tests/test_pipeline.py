@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.soulprint import SECTION_NAMES
 from soulprint_pipeline.storage import MiB
 from soulprint_pipeline.synthetic import write_export
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
+from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
 
 ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]
 
@@ -176,14 +174,6 @@ def test_without_a_tag_the_newest_upload_is_imported(env: Env, tmp_path: Path) -
     assert env.row("erin")["total_messages"] == 10
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 BAD_UPLOADS = {
     "not-an-export": (b"<!DOCTYPE html><html>login</html>", "looks like an HTML page"),
     "truncated": (chatgpt_export_bytes(30)[:-50], "cut short"),
@@ -192,8 +182,8 @@ BAD_UPLOADS = {
         "not valid JSON",
     ),
     "empty": (b"[]", "no conversations"),
-    "zip-bomb": (_zip({"conversations.json": b"[" + b" " * (64 * MiB) + b"]"}), "bomb"),
-    "no-conversations-zip": (_zip({"user.json": b"{}"}), "no conversations.json"),
+    "zip-bomb": (zip_bytes({"conversations.json": b"[" + b" " * (64 * MiB) + b"]"}), "bomb"),
+    "no-conversations-zip": (zip_bytes({"user.json": b"{}"}), "no conversations.json"),
     "latin1": (chatgpt_export_bytes(3).replace(b"question 0", b"questi\xf3n 0"), "UTF-8"),
 }
 
