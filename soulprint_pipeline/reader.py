@@ -122,7 +122,8 @@ class ExportReader:
         batches are the bounded way to read an export.
         """
         for conversation in self._conversations():
-            if self._spill.in_use:
+            # a lean conversation holds its texts as UTF-8 bytes, or in the spill file
+            if any(type(m.text) is not str for m in conversation.messages):
                 messages = [
                     m._replace(text=self._spill.text(m.text)) for m in conversation.messages
                 ]

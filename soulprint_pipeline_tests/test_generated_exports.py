@@ -44,6 +44,7 @@ def test_giant_conversation_is_read_whole(tmp_path: Path) -> None:
     reader = ExportReader(str(path))
     conversations = reader.conversations()
     first = next(conversations)
+    assert all(type(m.text) is str for m in first.messages)
     assert sum(len(m.text) for m in first.messages) > 15 * MiB
     for _ in conversations:
         pass
