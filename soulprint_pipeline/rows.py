@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -83,6 +84,10 @@ class RowBatcher:
     A batch is cut once it holds ``max_rows`` rows or ``max_text_chars`` characters of text,
     whichever comes first, so a batch never grows with the export (a single conversation
     larger than the bound is split across batches).
+
+    Texts are encoded into one UTF-8 buffer as they arrive, and that buffer becomes the batch's
+    text column without another copy; conversation-level fields are kept once per
+    conversation and repeated per row only in Arrow.
     """
 
     def __init__(
@@ -97,7 +102,17 @@ class RowBatcher:
         self._reset()
 
     def _reset(self) -> None:
-        self._columns: list[list] = [[] for _ in COLUMNS]
+        # one entry per conversation (or per piece of one split across batches)
+        self._conversations: list[tuple[Any, str | None, int | None]] = []
+        self._row_counts: list[int] = []
+        self._first_positions: list[int] = []
+        # one entry per row
+        self._message_ids: list[Any] = []
+        self._roles: list[str] = []
+        self._content_types: list[str] = []
+        self._times: list[float | None] = []
+        self._slugs: list[str | None] = []
+        self._texts: list[bytes] = []  # UTF-8
         self._rows = 0
         self._text_chars = 0
 
@@ -111,7 +126,7 @@ class RowBatcher:
         it to the end.
         """
         messages = conversation.messages
-        # the common case, a conversation that fits the open batch, without a per-row loop
+        # the common case, a conversation that fits the open batch, without a per-row check
         chars = sum(map(len, map(_TEXT, messages)))
         if (
             self._rows + len(messages) < self.max_rows
@@ -136,44 +151,65 @@ class RowBatcher:
             start = end
 
     def _extend(self, conversation: Conversation, start: int, end: int) -> None:
-        count = end - start
-        columns = self._columns
-        columns[0].extend([conversation.conversation_id] * count)
-        columns[1].extend([conversation.title] * count)
-        columns[2].extend([to_micros(conversation.created_at)] * count)
-        # transpose the messages' fields in C: one tuple per column
-        message_ids, roles, content_types, texts, created, slugs = zip(
-            *conversation.messages[start:end], strict=True
+        messages = conversation.messages
+        if start or end < len(messages):
+            messages = messages[start:end]
+        self._conversations.append(
+            (conversation.conversation_id, conversation.title, to_micros(conversation.created_at))
         )
-        columns[3].extend(message_ids)
-        columns[4].extend(range(start, end))
-        columns[5].extend(roles)
-        columns[6].extend(content_types)
-        if self._text_of is not None and any(type(text) is not str for text in texts):
-            texts = [self._text_of(text) for text in texts]
-        columns[7].extend(texts)
-        columns[8].extend(created)
-        columns[9].extend(slugs)
-        self._rows += count
+        self._row_counts.append(len(messages))
+        self._first_positions.append(start)
+        # transpose the messages' fields in C: one tuple per column
+        message_ids, roles, content_types, texts, times, slugs = zip(*messages, strict=True)
+        self._message_ids.extend(message_ids)
+        self._roles.extend(roles)
+        self._content_types.extend(content_types)
+        self._times.extend(times)
+        self._slugs.extend(slugs)
+        # Encoding ourselves is about twice as fast as pa.array(str), which also caches a UTF-8
+        # copy inside every non-ASCII str; and the str can die with its conversation.
+        try:
+            self._texts.extend(map(str.encode, texts))
+        except TypeError:  # a huge conversation's texts: UTF-8 already, or in the spill file
+            text_of = self._text_of or (lambda text: text)
+            self._texts.extend(
+                text.encode() if type(text) is str else text for text in map(text_of, texts)
+            )
+        self._rows += len(messages)
 
     def flush(self) -> pa.RecordBatch:
         """The rows collected so far as one record batch; the batcher starts empty again."""
-        arrays = [
-            _array(column, field.type)
-            for column, field in zip(self._columns, SCHEMA, strict=True)
-            if field.name not in ("text", "created_at")
-        ]
-        # pa.array(str) caches a UTF-8 copy inside every non-ASCII str it converts (slower, and
-        # memory held until the str dies); encoding to bytes ourselves is about twice as fast.
-        texts = pa.array(
-            [text.encode() if type(text) is str else text for text in self._columns[7]],
-            pa.binary(),
-        )
-        arrays.insert(7, texts.view(pa.string()))
+        rows = self._rows
+        counts = np.array(self._row_counts, dtype=np.int64)
+        # each row's conversation, and its position: its index in the batch, less the index
+        # its conversation starts at, plus the position that piece of the conversation starts at
+        owner = np.repeat(np.arange(len(counts)), counts)
+        offsets = np.cumsum(counts) - counts - np.array(self._first_positions, dtype=np.int64)
+        positions = np.arange(rows, dtype=np.int64) - offsets[owner]
+        ids, titles, created = zip(*self._conversations, strict=True) if rows else ((), (), ())
+        take = pa.array(owner)
+        text_ends = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, self._texts), dtype=np.int64, count=rows), out=text_ends[1:])
+        texts = pa.Array.from_buffers(  # one copy of the texts, straight into the column
+            pa.large_string(),
+            rows,
+            [None, pa.py_buffer(text_ends), pa.py_buffer(b"".join(self._texts))],
+        ).cast(pa.string())
         # message times arrive as float seconds: scale them in Arrow rather than per row
-        seconds = pa.array(self._columns[8], type=pa.float64())
+        seconds = pa.array(self._times, type=pa.float64())
         micros = pc.cast(pc.round(pc.multiply(seconds, 1_000_000)), pa.int64())
-        arrays.insert(8, micros.cast(_UTC_MICROS))
+        arrays = [
+            _array(list(ids), pa.string()).take(take),
+            _array(list(titles), pa.string()).take(take),
+            pa.array(created, type=pa.int64()).take(take).cast(_UTC_MICROS),
+            _array(self._message_ids, pa.string()),
+            pa.array(positions.astype(np.int32)),
+            pa.array(self._roles, type=pa.string()),
+            pa.array(self._content_types, type=pa.string()),
+            texts,
+            micros.cast(_UTC_MICROS),
+            _array(self._slugs, pa.string()),
+        ]
         batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
         self._reset()
         return batch

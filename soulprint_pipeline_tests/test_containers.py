@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import pyarrow as pa
 import pytest
 
 from soulprint_pipeline.reader import ExportReader
@@ -134,3 +135,17 @@ def test_batches_are_bounded_by_rows_and_by_text(tmp_path: Path) -> None:
     by_text = list(ExportReader(str(path), batch_text_chars=1000).batches())
     assert len(by_text) > 10
     assert all(sum(len(t) for t in b.column("text").to_pylist()) < 1000 + 20 for b in by_text)
+
+
+def test_where_batches_are_cut_never_changes_the_rows(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.json"
+    path.write_bytes(chatgpt_export_bytes(200))
+    whole = pa.Table.from_batches(list(ExportReader(str(path)).batches()))
+    for cut in ({"batch_rows": 7}, {"batch_text_chars": 300}):
+        pieces = list(ExportReader(str(path), **cut).batches())
+        assert len(pieces) > 10
+        assert pa.Table.from_batches(pieces).equals(whole)
+    positions: dict[str, list[int]] = {}
+    for row in whole.select(["conversation_id", "position"]).to_pylist():
+        positions.setdefault(row["conversation_id"], []).append(row["position"])
+    assert all(p == list(range(len(p))) for p in positions.values())
