@@ -98,16 +98,13 @@ def sample(out: str) -> dict:
     """What the model would see of the parts in ``out``, and its estimated cost."""
     from pathlib import Path
 
-    import pyarrow.parquet as pq
-
+    from soulprint_pipeline.lake import Lake, StoredParts
     from soulprint_pipeline.llm import PRICE_PER_MTOK
     from soulprint_pipeline.sampling import COLUMNS, sample_conversations
 
-    def batches():  # part by part, as the asset reads them (StoredParts)
-        for part in sorted(Path(out).glob("part-*.parquet")):
-            yield from pq.ParquetFile(part).iter_batches(columns=COLUMNS)
-
-    chosen = sample_conversations(batches())
+    paths = [str(part) for part in sorted(Path(out).glob("part-*.parquet"))]
+    parts = StoredParts(Lake(out), {"parts": paths})  # read as the soulprint asset reads them
+    chosen = sample_conversations(parts.batches(COLUMNS))
     output_tokens = 1_500  # a soulprint's answer, about
     cost = (
         chosen.estimated_tokens * PRICE_PER_MTOK["input"] + output_tokens * PRICE_PER_MTOK["output"]
@@ -123,6 +120,10 @@ def sample(out: str) -> dict:
 def main() -> None:
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "pipeline":
+        # pandas too: pyarrow imports it on its first pa.array() call (about 0.2 s, once per
+        # process), an import cost like these, not part of the reader's throughput
+        import pandas  # noqa: F401
+
         import soulprint_pipeline.parquet_parts
         import soulprint_pipeline.reader  # noqa: F401
     elif mode == "materialize":  # definitions read their settings from the environment:

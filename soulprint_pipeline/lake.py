@@ -162,9 +162,13 @@ class StoredParts:
             yield from self.batches_of(path, columns)
 
     def batches_of(self, path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        """The rows of one part."""
+        """The rows of one part, a row group (one batch as the reader cut it) at a time."""
         with self.lake.fs.open(path, "rb") as handle:
-            yield from pq.ParquetFile(handle).iter_batches(columns=columns)
+            part = pq.ParquetFile(handle)
+            # not iter_batches(): it fills each batch to 64k rows across row groups, which would
+            # hold a whole part in memory
+            for index in range(part.num_row_groups):
+                yield from part.read_row_group(index, columns=columns).to_batches()
 
     def dataframes(self, columns: list[str] | None = None) -> Iterator[Any]:
         """The rows, part by part, as pandas DataFrames."""

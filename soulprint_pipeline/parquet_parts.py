@@ -24,8 +24,40 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+class _Part:
+    """One part being encoded in memory.
+
+    Encoding into memory first, then writing the whole part in one call: writing through a
+    Python file object would take the GIL for every write pyarrow makes, stalling the parser in
+    the other thread.
+    """
+
+    def __init__(
+        self, schema: pa.Schema, compression: str, dictionary_columns: list[str] | bool
+    ) -> None:
+        self._buffer = pa.BufferOutputStream()
+        self._writer = pq.ParquetWriter(
+            self._buffer, schema, compression=compression, use_dictionary=dictionary_columns
+        )
+        self.batches = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Encode ``batch`` as the next row group."""
+        self._writer.write_batch(batch)
+        self.batches += 1
+
+    def close(self) -> pa.Buffer:
+        """The encoded part."""
+        self._writer.close()
+        return self._buffer.getvalue()
+
+
 class PartWriter:
-    """Writes each batch as its own Parquet part, in order, on one background thread."""
+    """Writes batches as numbered Parquet parts, in order, on one background thread.
+
+    Each part holds up to ``batches_per_part`` batches, one row group each: a part's size is
+    bounded like a batch's, and fewer parts cost less (each is a writer set up and closed).
+    """
 
     def __init__(
         self,
@@ -35,6 +67,7 @@ class PartWriter:
         compression: str = "zstd",
         queue_depth: int = 1,
         dictionary_columns: list[str] | bool = True,
+        batches_per_part: int = 8,
     ) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         self.fs.makedirs(self.root, exist_ok=True)
@@ -42,33 +75,37 @@ class PartWriter:
         # Dictionary-encoding free text only costs memory and time; callers name the columns
         # with few distinct values.
         self.dictionary_columns = dictionary_columns
+        self.batches_per_part = batches_per_part
         self.paths: list[str] = []
         self.bytes_written = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_depth)
         self._error: BaseException | None = None
+        self._aborted = False  # the producer failed: do not save a last, partial part
         self._thread = threading.Thread(target=self._run, name="parquet-parts", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        part: _Part | None = None
         while (batch := self._queue.get()) is not _DONE:
             if self._error is not None:
                 continue  # drain, so the producer never blocks on a dead writer
             try:
-                self._write_part(batch)
+                if part is None:
+                    part = _Part(batch.schema, self.compression, self.dictionary_columns)
+                part.add(batch)
+                if part.batches == self.batches_per_part:
+                    self._save(part)
+                    part = None
             except BaseException as error:  # re-raised in the producer's thread
                 self._error = error
+        if part is not None and self._error is None and not self._aborted:
+            try:
+                self._save(part)
+            except BaseException as error:
+                self._error = error
 
-    def _write_part(self, batch: pa.RecordBatch) -> None:
-        # Encode into memory first: writing through a Python file object would take the GIL
-        # for every write pyarrow makes, stalling the parser in the other thread.
-        buffer = pa.BufferOutputStream()
-        pq.write_table(
-            pa.Table.from_batches([batch]),
-            buffer,
-            compression=self.compression,
-            use_dictionary=self.dictionary_columns,
-        )
-        encoded = buffer.getvalue()
+    def _save(self, part: _Part) -> None:
+        encoded = part.close()
         path = f"{self.root}/{part_name(len(self.paths))}"
         with self.fs.open(path, "wb") as handle:
             handle.write(encoded)
@@ -80,7 +117,7 @@ class PartWriter:
             raise self._error
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Queue one batch as the next part (blocks while ``queue_depth`` parts are pending)."""
+        """Queue one batch (blocks while ``queue_depth`` batches are pending)."""
         self._raise_if_failed()
         self._queue.put(batch)
 
@@ -109,5 +146,6 @@ class PartWriter:
         if exc is None:
             self.close()
         elif self._thread.is_alive():
+            self._aborted = True
             self._queue.put(_DONE)
             self._thread.join()
