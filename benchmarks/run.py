@@ -5,13 +5,14 @@ each measurement runs in a fresh process (``benchmarks.measure``) so its peak RS
 and each is repeated with the baseline interleaved, keeping the best time of each, because
 these machines share their cores with neighbours.
 
-    python -m benchmarks.run [--size 1GB] [--small 200MB] [--giant 100MB] [--repeat 2]
+    python -m benchmarks.run [--size 1GB] [--small 200MB] [--giant 100MB] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="1GB", help="the large export (default: %(default)s)")
     parser.add_argument("--small", default="200MB", help="the small export, for RSS growth")
     parser.add_argument("--giant", default="100MB", help="one conversation this big")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where exports are generated")
     args = parser.parse_args(argv)
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             str(export), fmt=fmt, target_bytes=target, giant_conversation_bytes=giant_bytes, seed=1
         )
         print(f"generated {label} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        os.sync()  # else the kernel writes the new export back while it is being measured
         bare, pipeline = best_of(args.repeat, export, out)
         if fmt == "json" and not giant_bytes:
             model_input = measure("sample", out, out)
