@@ -39,7 +39,12 @@ _ASSET_PLACEHOLDERS = {
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float
+            return None
+    return None
 
 
 def _node_time(node: Any) -> float:
@@ -53,6 +58,11 @@ def _node_time(node: Any) -> float:
     return _NEG_INF
 
 
+def _children(node: Any) -> list[str]:
+    children = node.get("children") if isinstance(node, dict) else None
+    return [child for child in children if isinstance(child, str)] if type(children) is list else []
+
+
 def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     """The leaf a person most likely saw last when ``current_node`` is missing or dangling.
 
@@ -62,8 +72,7 @@ def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     leaves = [
         node_id
         for node_id, node in mapping.items()
-        if isinstance(node, dict)
-        and not any(child in mapping for child in (node.get("children") or ()))
+        if isinstance(node, dict) and not any(child in mapping for child in _children(node))
     ]
     if not leaves:
         return None
@@ -73,13 +82,14 @@ def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     roots = [
         node_id
         for node_id, node in mapping.items()
-        if isinstance(node, dict) and node.get("parent") not in mapping
+        if isinstance(node, dict)
+        and not (isinstance(node.get("parent"), str) and node["parent"] in mapping)
     ]
     node_id = roots[0] if roots else leaves[-1]
     seen: set[str] = set()
     while node_id not in seen:
         seen.add(node_id)
-        children = [c for c in (mapping[node_id].get("children") or ()) if c in mapping]
+        children = [child for child in _children(mapping[node_id]) if child in mapping]
         if not children:
             return node_id
         node_id = children[-1]

@@ -18,13 +18,13 @@ _ROLES = {"human": "user", "assistant": "assistant"}
 
 
 def _seconds(value: Any) -> float | None:
-    if isinstance(value, str) and value:
-        try:
+    try:
+        if isinstance(value, str) and value:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    except (ValueError, OverflowError, OSError):  # not a time, or none a calendar holds
+        return None
     return None
 
 
@@ -43,11 +43,15 @@ def _text(message: dict[str, Any]) -> str:
     files = [
         item
         for key in ("files_v2", "files", "attachments")
-        for item in (message.get(key) or ())
+        if isinstance(message.get(key), list)
+        for item in message[key]
         if isinstance(item, dict)
     ]
     if files and all(not piece or piece.isspace() for piece in pieces):
-        kinds = {item.get("file_kind") for item in files}
+        kinds = {
+            item.get("file_kind") if isinstance(item.get("file_kind"), str) else None
+            for item in files
+        }
         pieces.append("[image]" if kinds == {"image"} else "[attachment]")
     return "\n".join(pieces)
 
@@ -72,10 +76,14 @@ def linearize(
     messages = []
     model = conversation.get("model") if isinstance(conversation.get("model"), str) else None
     for message in _ordered(conversation, [m for m in raw_messages if isinstance(m, dict)]):
-        role = _ROLES.get(message.get("sender"))
+        sender = message.get("sender")
+        role = _ROLES.get(sender) if isinstance(sender, str) else None
         if role is None:
             skipped["message:unknown_role"] += 1
-            unknown_types[f"sender:{message.get('sender')}"] += 1
+            # a sender is a role name, never the person's words; anything else is named by type
+            unknown_types[
+                f"sender:{sender[:40] if isinstance(sender, str) else type(sender).__name__}"
+            ] += 1
             continue
         text = _text(message)
         if not text or text.isspace():

@@ -60,9 +60,15 @@ class Conversation(NamedTuple):
     messages: list[Message]
 
 
+#: Seconds since the epoch of years 1 and 9999: a time outside them is damage, kept as null.
+EARLIEST, LATEST = -62_135_596_800.0, 253_402_300_799.0
+
+
 def to_micros(seconds: float | None) -> int | None:
-    """Epoch seconds to integer microseconds (``None`` stays ``None``)."""
-    return None if seconds is None else round(seconds * 1_000_000)
+    """Epoch seconds to integer microseconds; ``None`` and impossible times give ``None``."""
+    if seconds is None or not EARLIEST <= seconds <= LATEST:
+        return None
+    return round(seconds * 1_000_000)
 
 
 _TEXT = itemgetter(3)  # Message.text
@@ -197,6 +203,8 @@ class RowBatcher:
         ).cast(pa.string())
         # message times arrive as float seconds: scale them in Arrow rather than per row
         seconds = pa.array(self._times, type=pa.float64())
+        in_range = pc.and_(pc.greater_equal(seconds, EARLIEST), pc.less_equal(seconds, LATEST))
+        seconds = pc.if_else(in_range, seconds, None)
         micros = pc.cast(pc.round(pc.multiply(seconds, 1_000_000)), pa.int64())
         arrays = [
             _array(list(ids), pa.string()).take(take),
