@@ -1,10 +1,11 @@
 """One measurement in a fresh process, so its peak RSS is its own: prints one JSON line.
 
-    python -m benchmarks.measure {bare|pipeline|materialize|sample} EXPORT [OUT_DIR]
+    python -m benchmarks.measure {bare|pipeline|materialize|sample} EXPORT [OUT_DIR [WORKERS]]
 
 ``bare`` is the baseline: ``ijson.items(f, "item")`` with the C backend on the same bytes the
 pipeline reads (the ZIP member or the gzip stream for those forms), building every
-conversation and dropping it. ``pipeline`` is the reader all the way to Parquet parts.
+conversation and dropping it. ``pipeline`` is the reader all the way to Parquet parts (with
+WORKERS processes for a sharded export's documents; their peak RSS is reported apart).
 ``materialize`` runs the three assets for one user through Dagster (the import job, an
 in-process run on a temporary instance, the offline model). ``sample`` picks what the model
 would see from the Parquet parts that ``pipeline`` left in OUT_DIR.
@@ -51,7 +52,7 @@ def bare(path: str) -> dict:
     return {"conversations": conversations}
 
 
-def pipeline(path: str, out: str) -> dict:
+def pipeline(path: str, out: str, workers: int = 1) -> dict:
     # Imported inside, so the bare baseline's RSS stays that of ijson alone; main() has
     # imported these already, before the clock starts, as in a running pipeline.
     from soulprint_pipeline.parquet_parts import PartWriter
@@ -59,7 +60,7 @@ def pipeline(path: str, out: str) -> dict:
     from soulprint_pipeline.rows import DICTIONARY_COLUMNS
 
     shutil.rmtree(out, ignore_errors=True)
-    reader = ExportReader(path)
+    reader = ExportReader(path, workers=workers)
     with PartWriter(out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
         writer.write_all(reader.batches())
     return {
@@ -135,13 +136,15 @@ def main() -> None:
     if mode == "bare":
         result = bare(path)
     elif mode == "pipeline":
-        result = pipeline(path, sys.argv[3])
+        result = pipeline(path, sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     elif mode == "materialize":
         result = materialize(path, sys.argv[3])
     else:
         result = sample(path)
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the largest of any worker process (the parse workers of a sharded export)
+    result["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(result))
 
 

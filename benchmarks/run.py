@@ -24,9 +24,10 @@ from soulprint_pipeline.synthetic import parse_size, write_export
 MiB = 1024 * 1024
 
 
-def measure(mode: str, export: Path, out: Path) -> dict:
+def measure(mode: str, export: Path, out: Path, workers: int = 1) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     command = [sys.executable, "-m", "benchmarks.measure", mode, str(export), str(out)]
+    command.append(str(workers))
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
@@ -39,6 +40,30 @@ def best_of(repeat: int, export: Path, out: Path) -> tuple[dict, dict]:
         bare.append(measure("bare", export, out))
         pipeline.append(measure("pipeline", export, out))
     return min(bare, key=lambda r: r["seconds"]), min(pipeline, key=lambda r: r["seconds"])
+
+
+def sharded_speedup(repeat: int, workdir: Path, size: int, out: Path, members: int = 8) -> dict:
+    """The reader on a sharded ZIP in one process against two worker processes."""
+    export = workdir / "export-zip-sharded.zip"
+    write_export(str(export), fmt="zip-sharded", target_bytes=size, seed=1, shards=members)
+    os.sync()
+    one: list[dict] = []
+    two: list[dict] = []
+    for _ in range(repeat):
+        one.append(measure("pipeline", export, out))
+        two.append(measure("pipeline", export, out, workers=2))
+    export.unlink()
+    best_one = min(one, key=lambda r: r["seconds"])
+    best_two = min(two, key=lambda r: r["seconds"])
+    return {
+        "members": members,
+        "one_mb_s": round(size / MiB / best_one["seconds"], 1),
+        "two_mb_s": round(size / MiB / best_two["seconds"], 1),
+        "speedup": round(best_one["seconds"] / best_two["seconds"], 2),
+        "one_rss_mb": round(best_one["peak_rss_mb"]),
+        "two_rss_mb": round(best_two["peak_rss_mb"]),
+        "worker_rss_mb": round(best_two["worker_peak_rss_mb"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         export.unlink()
 
+    sharded = sharded_speedup(args.repeat, workdir, size, out)
+
     header = (
         f"{'case':24} {'stored MB':>9} {'bare MB/s':>9} {'ours MB/s':>9} {'ratio':>6} "
         f"{'bare RSS':>8} {'our RSS':>8} {'rows':>9}"
@@ -124,9 +151,16 @@ def main(argv: list[str] | None = None) -> None:
             f"tokens, ~${entry['estimated_cost_usd']:.4f} with Haiku 4.5"
         )
     print(
+        f"sharded {args.size} ZIP ({sharded['members']} members): 1 process "
+        f"{sharded['one_mb_s']:.1f} MB/s, 2 worker processes {sharded['two_mb_s']:.1f} MB/s "
+        f"({sharded['speedup']:.2f}x); peak RSS {sharded['one_rss_mb']} MB against "
+        f"{sharded['two_rss_mb']} MB + {sharded['worker_rss_mb']} MB per worker"
+    )
+    print(
         json.dumps(
             {
                 "results": rows,
+                "sharded": sharded,
                 "rss_growth": round(growth, 2),
                 "materialize": materialized,
                 "model_input": samples,

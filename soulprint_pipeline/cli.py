@@ -25,7 +25,7 @@ def _limits(args: argparse.Namespace) -> ReadLimits:
 def parse_command(args: argparse.Namespace) -> int:
     """Parse one export into Parquet parts and print a one-line JSON summary."""
     started = time.perf_counter()
-    reader = ExportReader(args.export_url, limits=_limits(args))
+    reader = ExportReader(args.export_url, limits=_limits(args), workers=args.workers)
     with PartWriter(args.out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
         writer.write_all(reader.batches())
     seconds = time.perf_counter() - started
@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.max_compression_ratio,
         help="cap on decompression ratio (default: %(default)s)",
+    )
+    parse.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes parsing a sharded export's documents side by side (default: 1)",
     )
     parse.set_defaults(handler=parse_command)
 

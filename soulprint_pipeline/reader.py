@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,6 +59,27 @@ class ReadStats:
     roles: Counter[str] = field(default_factory=Counter)  # rows by role
     skipped: Counter[str] = field(default_factory=Counter)
     unknown_content_types: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: ReadStats) -> None:
+        """Count in what ``other`` found in more documents of the same export."""
+        for name in (
+            "conversations",
+            "conversations_with_messages",
+            "messages",
+            "custom_instructions",
+            "memories",
+            "rows",
+            "batches",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.format = self.format or other.format
+        times = [t for t in (self.first_message_at, other.first_message_at) if t is not None]
+        self.first_message_at = min(times, default=None)
+        times = [t for t in (self.last_message_at, other.last_message_at) if t is not None]
+        self.last_message_at = max(times, default=None)
+        self.roles.update(other.roles)
+        self.skipped.update(other.skipped)
+        self.unknown_content_types.update(other.unknown_content_types)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -105,6 +127,7 @@ class ExportReader:
         batch_rows: int = 50_000,
         batch_text_chars: int = 2 * 1024 * 1024,
         on_progress: ProgressCallback | None = None,
+        workers: int = 1,
     ) -> None:
         self.url = url
         self.limits = limits or ReadLimits()
@@ -112,8 +135,11 @@ class ExportReader:
         self.batch_rows = batch_rows
         self.batch_text_chars = batch_text_chars
         self.on_progress = on_progress
+        # processes parsing a sharded export's documents side by side (see parallel.py)
+        self.workers = workers
         self.stats = ReadStats(backend=backend_name())
         self._spill = TextSpill(batch_text_chars)
+        self._only_document: str | None = None  # a worker reads one document of the export
 
     def conversations(self) -> Iterator[Conversation]:
         """Each conversation with at least one row, linearized, in export order.
@@ -143,6 +169,8 @@ class ExportReader:
             stats.documents = list(export.members)
             stats.total_bytes = export.total_bytes
             for name, open_stream in export.documents():
+                if self._only_document is not None and name != self._only_document:
+                    continue
                 for item in iter_conversations(
                     open_stream,
                     name,
@@ -163,7 +191,7 @@ class ExportReader:
             stats.bytes_read = export.total_bytes
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
-        if stats.conversations == 0:
+        if stats.conversations == 0 and self._only_document is None:
             raise EmptyExportError("The export holds no conversations.")
 
     def _linearize(self, item: dict[str, Any]) -> Conversation | None:
@@ -181,13 +209,37 @@ class ExportReader:
         return conversation
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows as Arrow record batches of bounded size (see :class:`RowBatcher`)."""
+        """The rows as Arrow record batches of bounded size (see :class:`RowBatcher`).
+
+        With ``workers`` over 1, a sharded export's documents are parsed in that many
+        processes; the batches come out in the same order either way.
+        """
+        if self.workers > 1:
+            documents = self._documents_to_share()
+            if len(documents) > 1:
+                from soulprint_pipeline.parallel import parallel_batches
+
+                yield from parallel_batches(self, documents)
+                return
         batcher = RowBatcher(self.batch_rows, self.batch_text_chars, text_of=self._spill.utf8)
         for conversation in self._conversations():
             for batch in batcher.add(conversation):
                 yield self._counted(batch)
         if len(batcher):
             yield self._counted(batcher.flush())
+
+    def _documents_to_share(self) -> list[str]:
+        """The export's documents, if other processes can open it too (not ``memory://``)."""
+        if fsspec.core.url_to_fs(self.url, **(self.storage_options or {}))[0].protocol in (
+            "memory",
+            ("memory",),
+        ):
+            return []
+        with open_export(self.url, self.limits, self.storage_options) as export:
+            self.stats.container = export.container
+            self.stats.documents = list(export.members)
+            self.stats.total_bytes = export.total_bytes
+            return list(export.members)
 
     def _counted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         # Counting in Arrow, a batch at a time, keeps a Python loop off every message.

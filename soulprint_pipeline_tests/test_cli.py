@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
+from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,3 +56,18 @@ def test_bad_export_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> No
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "cut short" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parse_with_workers_reads_a_sharded_export_as_one_process_does(tmp_path: Path) -> None:
+    shards = {f"conversations-{i:03d}.json": chatgpt_export_bytes(10 + i) for i in range(3)}
+    (export := tmp_path / "export.zip").write_bytes(zip_bytes(shards))
+    summaries = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"parts-{workers}"
+        result = _run("parse", str(export), "--out", str(out), "--workers", workers)
+        assert result.returncode == 0, result.stderr
+        summaries.append(json.loads(result.stdout))
+        assert pq.read_table(out).num_rows == 2 * (10 + 11 + 12)
+    one, two = summaries
+    for key in ("conversations", "messages", "rows", "bytes_read", "documents", "roles"):
+        assert one[key] == two[key]

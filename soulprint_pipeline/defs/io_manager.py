@@ -56,6 +56,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     url: str
     s3: S3Settings
+    #: Processes parsing a sharded export's documents side by side (SOULPRINT_PARSE_WORKERS);
+    #: each costs about one parser's memory (~160 MB), so 1 unless memory allows.
+    parse_workers: int = 1
 
     def lake(self) -> Lake:
         """The lake this IO manager writes to."""
@@ -132,7 +135,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
         asset = context.asset_key.to_user_string()
         manifest = lake.require(asset, context.asset_partition_key)
         if manifest["kind"] == "export":
-            return ExportReader(manifest["url"], storage_options=lake.storage_options or None)
+            return ExportReader(
+                manifest["url"],
+                storage_options=lake.storage_options or None,
+                workers=self.parse_workers,
+            )
         if manifest["kind"] == "parquet":
             return StoredParts(lake, manifest)
         return lake.read_json(manifest["file"])

@@ -218,7 +218,11 @@ def default_resources() -> dict[str, Any]:
         "uploads": UploadsResource(
             url=os.getenv("SOULPRINT_UPLOADS_URL", str(DATA_DIR / "uploads")), s3=s3
         ),
-        "lake": LakeIOManager(url=os.getenv("SOULPRINT_LAKE_URL", str(DATA_DIR / "lake")), s3=s3),
+        "lake": LakeIOManager(
+            url=os.getenv("SOULPRINT_LAKE_URL", str(DATA_DIR / "lake")),
+            s3=s3,
+            parse_workers=int(os.getenv("SOULPRINT_PARSE_WORKERS", "1")),
+        ),
         "profiles": ProfilesResource(
             # a postgresql:// URL may carry a password: a secret when set
             url=secret("SOULPRINT_PROFILES_URL")
