@@ -4,8 +4,9 @@ Since 2026 a ChatGPT export holds its conversations as ``conversations-000.json`
 members, each a whole JSON document, so separate processes can parse them side by side (one
 Python process is bound to one core by its GIL). Each worker reads one document with its own
 :class:`~soulprint_pipeline.reader.ExportReader` and writes the batches to a local Arrow IPC
-file (LZ4-compressed); the parent reads those files back in document order, so the batches
-come out in exactly the order a sequential read gives, and adds up the workers' counts.
+file (LZ4-compressed; at worst every document's rows wait there, when the parent writes parts
+more slowly than the workers parse); the parent reads the files back in document order, so the
+batches come out in exactly the order a sequential read gives, and adds up the workers' counts.
 
 Memory: each worker process costs what a sequential reader does (about 170 MB, mostly the
 libraries it imports), so parallel parsing is opt-in (``workers``); the parent holds one batch.
@@ -50,8 +51,7 @@ def _parse_document(settings: dict[str, Any], index: int, document: str, spool: 
     def on_progress(done: int, _total: int) -> None:
         _progress[index] = done
 
-    reader = ExportReader(**settings, on_progress=on_progress)
-    reader._only_document = document
+    reader = ExportReader(**settings, on_progress=on_progress, only_document=document)
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     with pa.OSFile(spool, "wb") as sink, pa.ipc.new_stream(sink, SCHEMA, options=options) as out:
         for batch in reader.batches():

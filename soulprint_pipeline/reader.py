@@ -128,6 +128,7 @@ class ExportReader:
         batch_text_chars: int = 2 * 1024 * 1024,
         on_progress: ProgressCallback | None = None,
         workers: int = 1,
+        only_document: str | None = None,
     ) -> None:
         self.url = url
         self.limits = limits or ReadLimits()
@@ -139,7 +140,9 @@ class ExportReader:
         self.workers = workers
         self.stats = ReadStats(backend=backend_name())
         self._spill = TextSpill(batch_text_chars)
-        self._only_document: str | None = None  # a worker reads one document of the export
+        # one document of the export, as a worker reads it: holding no conversations is then
+        # no error, the whole export is judged by the parent
+        self.only_document = only_document
 
     def conversations(self) -> Iterator[Conversation]:
         """Each conversation with at least one row, linearized, in export order.
@@ -169,7 +172,7 @@ class ExportReader:
             stats.documents = list(export.members)
             stats.total_bytes = export.total_bytes
             for name, open_stream in export.documents():
-                if self._only_document is not None and name != self._only_document:
+                if self.only_document is not None and name != self.only_document:
                     continue
                 for item in iter_conversations(
                     open_stream,
@@ -191,7 +194,7 @@ class ExportReader:
             stats.bytes_read = export.total_bytes
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
-        if stats.conversations == 0 and self._only_document is None:
+        if stats.conversations == 0 and self.only_document is None:
             raise EmptyExportError("The export holds no conversations.")
 
     def _linearize(self, item: dict[str, Any]) -> Conversation | None:
@@ -230,10 +233,8 @@ class ExportReader:
 
     def _documents_to_share(self) -> list[str]:
         """The export's documents, if other processes can open it too (not ``memory://``)."""
-        if fsspec.core.url_to_fs(self.url, **(self.storage_options or {}))[0].protocol in (
-            "memory",
-            ("memory",),
-        ):
+        fs = fsspec.core.url_to_fs(self.url, **(self.storage_options or {}))[0]
+        if "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return []
         with open_export(self.url, self.limits, self.storage_options) as export:
             self.stats.container = export.container
