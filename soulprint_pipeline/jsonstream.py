@@ -174,13 +174,20 @@ class ParserFeed:
 
 
 class NodeCompactor(Protocol):
-    """Reduces finished nodes of a conversation parsed in lean mode (see chatgpt.compact_node)."""
+    """Reduces finished nodes of conversations parsed in lean mode (see chatgpt.compact_node).
+
+    The parser reads ahead: the next conversation's first nodes may be compacted before the
+    consumer is done with the conversation before it, so each conversation is named.
+    """
+
+    def begin(self, conversation: object) -> None:
+        """The nodes of ``conversation`` start (those compacted next are its own)."""
 
     def compact(self, node: dict[str, Any]) -> dict[str, Any]:
         """The finished ``node``, reduced."""
 
-    def reset(self) -> None:
-        """The conversation being parsed is done with."""
+    def done(self, conversation: object) -> None:
+        """The consumer is done with ``conversation`` (possibly not an object, or never begun)."""
 
 
 def _lean_object_type(on_node: Callable[[], None], compactor: NodeCompactor | None) -> type[dict]:
@@ -199,6 +206,8 @@ def _lean_object_type(on_node: Callable[[], None], compactor: NodeCompactor | No
             if key in kept:
                 if key == "mapping" and value.__class__ is LeanObject:
                     value.__class__ = NodeMap
+                    if compactor is not None:
+                        compactor.begin(self)
                 set_member(self, key, value)
             elif key == "sender":
                 set_member(self, key, value)  # a Claude message: the node bound restarts
@@ -277,8 +286,8 @@ def iter_conversations(
     """Yield each conversation object of one JSON document; ``None`` for items that are not objects.
 
     ``open_stream`` opens the document from its start (it is called again for a lean re-read).
-    In lean mode, ``compactor`` reduces each finished node as the next one starts; it is reset
-    after each conversation, once the consumer is done with it.
+    In lean mode, ``compactor`` reduces each finished node as the next one starts; it is told
+    when each conversation begins and when the consumer is done with it.
     Raises an :class:`~soulprint_pipeline.errors.ExportError` for a document that is not an
     export or whose JSON is broken, naming the byte range where the parser stopped.
     """
@@ -293,7 +302,7 @@ def iter_conversations(
                         yielded += 1
                         yield item
                     if lean and compactor is not None:
-                        compactor.reset()
+                        compactor.done(item)
             return
         except _ReadLeanly:
             lean = True

@@ -108,11 +108,14 @@ class _Compactor:
     def __init__(self, spill: TextSpill) -> None:
         self._spill = spill
 
+    def begin(self, conversation: object) -> None:
+        self._spill.begin(id(conversation))
+
     def compact(self, node: dict[str, Any]) -> dict[str, Any]:
         return chatgpt.compact_node(node, self._spill.keep)
 
-    def reset(self) -> None:
-        self._spill.reset()
+    def done(self, conversation: object) -> None:
+        self._spill.release(id(conversation))
 
 
 class ExportReader:

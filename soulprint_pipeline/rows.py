@@ -175,12 +175,11 @@ class RowBatcher:
         # Encoding ourselves is about twice as fast as pa.array(str), which also caches a UTF-8
         # copy inside every non-ASCII str; and the str can die with its conversation.
         try:
-            self._texts.extend(map(str.encode, texts))
+            encoded = list(map(str.encode, texts))
         except TypeError:  # a huge conversation's texts: UTF-8 already, or in the spill file
             text_of = self._text_of or (lambda text: text)
-            self._texts.extend(
-                text.encode() if type(text) is str else text for text in map(text_of, texts)
-            )
+            encoded = [text.encode() if type(text) is str else text for text in map(text_of, texts)]
+        self._texts.extend(encoded)
         self._rows += len(messages)
 
     def flush(self) -> pa.RecordBatch:

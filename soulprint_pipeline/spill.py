@@ -28,17 +28,24 @@ class SpilledText:
 
 
 class TextSpill:
-    """Holds up to ``budget_chars`` of one conversation's texts in memory, the rest on disk.
+    """Holds up to ``budget_chars`` of a conversation's texts in memory, the rest on disk.
 
     Texts are kept as UTF-8 (about a quarter of what Python holds for non-ASCII text, and the
-    encoding Arrow needs anyway).
+    encoding Arrow needs anyway). The parser reads ahead, so the next conversation's texts may
+    arrive before the one before it is batched: each conversation is begun and released by a
+    key, and the file is emptied only once no conversation still needs it.
     """
 
     def __init__(self, budget_chars: int = 4 * 1024 * 1024) -> None:
         self.budget_chars = budget_chars
-        self._held = 0
+        self._held = 0  # characters of the newest conversation held in memory
         self._file: IO[bytes] | None = None
-        self.in_use = False  # some text of the current conversation is on disk
+        self._live: set[int] = set()  # conversations begun and not yet released
+
+    def begin(self, key: int) -> None:
+        """A conversation's texts start arriving; ``key`` names it until :meth:`release`."""
+        self._live.add(key)
+        self._held = 0
 
     def keep(self, text: str) -> bytes | SpilledText:
         """``text`` in UTF-8 while within budget, else a reference to it in the spill file."""
@@ -51,7 +58,6 @@ class TextSpill:
         data = text.encode()
         offset = self._file.seek(0, 2)
         self._file.write(data)
-        self.in_use = True
         return SpilledText(offset, len(data), len(text))
 
     def utf8(self, value: str | bytes | SpilledText) -> str | bytes:
@@ -67,13 +73,12 @@ class TextSpill:
         resolved = self.utf8(value)
         return resolved if type(resolved) is str else resolved.decode()  # type: ignore[union-attr]
 
-    def reset(self) -> None:
-        """Forget the current conversation's texts (its rows have been batched)."""
-        self._held = 0
-        if self.in_use and self._file is not None:
+    def release(self, key: int) -> None:
+        """The conversation ``key`` is batched: its texts are no longer needed."""
+        self._live.discard(key)
+        if not self._live and self._file is not None:
             self._file.seek(0)
             self._file.truncate()
-        self.in_use = False
 
     def close(self) -> None:
         """Delete the spill file."""

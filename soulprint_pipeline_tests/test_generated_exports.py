@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,7 @@ from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
 from soulprint_pipeline.storage import MiB, ReadLimits
 from soulprint_pipeline.synthetic import FORMATS, write_export
+from soulprint_pipeline_tests.conftest import chatgpt_conversation
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -61,3 +64,36 @@ def test_lean_reread_gives_the_same_rows_as_the_fast_path(tmp_path: Path) -> Non
     lean_rows = [row for batch in lean.batches() for row in batch.to_pylist()]
     assert fast_rows == lean_rows and len(fast_rows) > 500
     assert fast.stats.as_dict() == lean.stats.as_dict()
+
+
+def _rows(path: Path, **options: Any) -> list[dict[str, Any]]:
+    return [
+        row for batch in ExportReader(str(path), **options).batches() for row in batch.to_pylist()
+    ]
+
+
+def test_long_conversations_one_after_another_keep_every_text(tmp_path: Path) -> None:
+    # Past its budget (here 20,000 characters) a lean conversation's texts wait in the spill
+    # file; the parser reads ahead into the next conversation before the one before it is
+    # batched, so the two must not share (or clear) each other's texts.
+    turns = [
+        ("user" if i % 2 == 0 else "assistant", f"T{i:03d} é" + "x" * (1 + (i * 7919) % 3000))
+        for i in range(300)
+    ]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([chatgpt_conversation(k, turns) for k in range(3)]))
+    fast = _rows(path, batch_text_chars=20_000)
+    lean = _rows(path, batch_text_chars=20_000, limits=ReadLimits(lean_after_bytes=64))
+    assert lean == fast
+    assert [row["text"] for row in lean] == [text for _, text in turns] * 3
+
+
+def test_lean_read_takes_the_nodes_in_any_order(tmp_path: Path) -> None:
+    # the last node of a mapping is never compacted, so its text stays a str among UTF-8 bytes
+    conversation = chatgpt_conversation(0, [("user", f"T{i:03d} " + "x" * 2000) for i in range(50)])
+    conversation["mapping"]["c0-m0"] = conversation["mapping"].pop("c0-m0")
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([conversation]))
+    lean = _rows(path, limits=ReadLimits(lean_after_bytes=64))
+    assert lean == _rows(path)
+    assert [row["text"][:4] for row in lean] == [f"T{i:03d}" for i in range(50)]
