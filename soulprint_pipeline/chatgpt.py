@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message, id_text
 
 _NEG_INF = float("-inf")
 
@@ -116,14 +116,20 @@ def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, An
     return path
 
 
+def _label(value: Any) -> str | None:
+    """A content type as a name: anything but a string is damage, read as no type at all."""
+    return value if type(value) is str else None
+
+
 def _joined_parts(content: dict[str, Any]) -> str:
     pieces: list[str] = []
-    for part in content.get("parts") or ():
+    parts = content.get("parts")
+    for part in parts if type(parts) is list else ():
         if isinstance(part, str):
             if part:
                 pieces.append(part)
         elif isinstance(part, dict):
-            kind = part.get("content_type")
+            kind = _label(part.get("content_type"))
             if isinstance(part.get("text"), str) and kind not in _ASSET_PLACEHOLDERS:
                 pieces.append(part["text"])  # an audio transcription, a text attachment
             else:
@@ -177,7 +183,7 @@ def classify(message: dict[str, Any]) -> Message | str:
     metadata = get("metadata")
     if type(metadata) is not dict and not isinstance(metadata, dict):
         metadata = _EMPTY
-    content_type = content.get("content_type")
+    content_type = _label(content.get("content_type"))
     role = author.get("role")
     recipient = get("recipient") or "all"
     created_at = get("create_time")
@@ -229,7 +235,7 @@ def classify(message: dict[str, Any]) -> Message | str:
     if content_type in _NEVER_VISIBLE_TYPES:
         return f"message:{_NEVER_VISIBLE_TYPES[content_type]}"
     if content_type not in _TEXT_TYPES:
-        return f"unknown:{content_type}"
+        return f"unknown:{content_type and content_type[:40]}"  # a label, kept short
     if role == "tool" and content_type not in _TOOL_VISIBLE_TYPES:
         return "message:tool_output"
     if role not in ("user", "assistant", "tool"):
@@ -246,12 +252,15 @@ _RESULT = "\x00result"
 _TIME = "\x00time"
 
 
-def compact_node(node: dict[str, Any], keep_text: Callable[[str], Any]) -> dict[str, Any]:
+def compact_node(node: Any, keep_text: Callable[[str], Any]) -> Any:
     """A finished mapping node reduced to what linearizing needs: links, time and its result.
 
     Used while parsing a huge conversation, node by node, so the conversation never exists in
-    memory whole; ``keep_text`` may move a message's text out of memory (see TextSpill).
+    memory whole; ``keep_text`` may move a message's text out of memory (see TextSpill). A
+    node that is not an object is left as it is (linearizing passes over it).
     """
+    if not isinstance(node, dict):
+        return node
     message = node.get("message")
     result: Message | str | None = None
     created_at = None
@@ -302,7 +311,7 @@ def linearize(
     conversation_id = conversation.get("conversation_id") or conversation.get("id")
     title = conversation.get("title")
     return Conversation(
-        None if conversation_id is None else str(conversation_id),
+        id_text(conversation_id),
         title if isinstance(title, str) else None,
         _number(conversation.get("create_time")),
         messages,

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import Conversation, Message
+from soulprint_pipeline.rows import Conversation, Message, id_text
 
 _ROLES = {"human": "user", "assistant": "assistant"}
 
@@ -26,6 +26,17 @@ def _seconds(value: Any) -> float | None:
     except (ValueError, OverflowError, OSError):  # not a time, or none a calendar holds
         return None
     return None
+
+
+def _name_of(sender: Any) -> str:
+    """A sender for a counter: a role name (kept short), or the JSON type of anything else,
+    never its content."""
+    if isinstance(sender, str):
+        return sender[:40]
+    for kind, name in ((bool, "boolean"), ((int, float), "number"), (dict, "object")):
+        if isinstance(sender, kind):
+            return name
+    return "array" if isinstance(sender, list) else "null"
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -80,18 +91,16 @@ def linearize(
         role = _ROLES.get(sender) if isinstance(sender, str) else None
         if role is None:
             skipped["message:unknown_role"] += 1
-            # a sender is a role name, never the person's words; anything else is named by type
-            unknown_types[
-                f"sender:{sender[:40] if isinstance(sender, str) else type(sender).__name__}"
-            ] += 1
+            unknown_types[f"sender:{_name_of(sender)}"] += 1
             continue
         text = _text(message)
         if not text or text.isspace():
             skipped["message:empty"] += 1
             continue
+        message_id = message.get("uuid")
         messages.append(
             Message(
-                message.get("uuid"),
+                message_id if isinstance(message_id, str) else None,
                 role,
                 "text",
                 text,
@@ -102,7 +111,7 @@ def linearize(
     conversation_id = conversation.get("uuid")
     title = conversation.get("name")
     return Conversation(
-        None if conversation_id is None else str(conversation_id),
+        id_text(conversation_id),
         title if isinstance(title, str) else None,
         _seconds(conversation.get("created_at")),
         messages,

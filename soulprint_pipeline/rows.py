@@ -74,14 +74,24 @@ def to_micros(seconds: float | None) -> int | None:
 _TEXT = itemgetter(3)  # Message.text
 
 
+def id_text(value: Any) -> str | None:
+    """An id as text: odd exports hold numbers where ids should be strings; anything else is
+    damage, kept as null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
-    """``values`` as an Arrow array; odd exports hold numbers where ids should be strings."""
+    """``values`` as an Arrow array of ``type_`` (ids that are not strings: see id_text)."""
     try:
         return pa.array(values, type=type_)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         if type_ != pa.string():
             raise
-        return pa.array([None if v is None else str(v) for v in values], type=type_)
+        return pa.array([id_text(v) for v in values], type=type_)
 
 
 class RowBatcher:

@@ -15,9 +15,11 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from soulprint_pipeline import jsonstream
 from soulprint_pipeline.errors import ExportError
 from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.rows import ROLES, SCHEMA
@@ -112,8 +114,17 @@ _names = count()
 _VISIBLE = {"author": {"role": "user"}, "content": {"content_type": "text", "parts": ["hi"]}}
 
 
-def _rows(url: str, **options: Any) -> pa.Table:
-    return pa.Table.from_batches(list(ExportReader(url, **options).batches()), schema=SCHEMA)
+def _padded(export: Any) -> Any:
+    """``export`` with 70 KB nobody reads up front: the reader decides to read leanly between
+    reads of 64 KB, so a smaller export would never take the lean path."""
+    padding = "p" * 70_000
+    if isinstance(export, list):
+        return [{"title": "padding", "padding": padding}, *export]
+    if isinstance(export, dict) and isinstance(export.get("conversations"), list):
+        return {**export, "conversations": _padded(export["conversations"])}
+    if isinstance(export, dict):
+        return {"padding": padding, **export}
+    return export
 
 
 @settings(
@@ -133,20 +144,44 @@ def _rows(url: str, **options: Any) -> pa.Table:
 @example([{"mapping": {"a": {"id": "a", "parent": ["b"], "children": [["c"]]}}}])
 @example([{"create_time": 1e300, "mapping": {"a": {"message": _VISIBLE}}}])
 @example([{"mapping": {"a": {"message": _VISIBLE | {"create_time": -1e300}}}}])
+@example([{"mapping": {"a": {"message": _VISIBLE | {"content": {"content_type": ["x"]}}}}}])
+@example([{"mapping": {"a": {"message": _VISIBLE | {"content": {"content_type": {"x": 1}}}}}}])
+@example([{"mapping": {"a": {"message": _VISIBLE | {"content": {"parts": 5}}}}}])
+@example(
+    [{"mapping": {"a": {"message": _VISIBLE | {"content": {"parts": [{"content_type": []}]}}}}}]
+)
 def test_any_shape_gives_rows_or_an_export_error(export: Any) -> None:
     url = f"memory://odd-shapes/{next(_names)}.json"
     memory = fsspec.filesystem("memory")
-    memory.pipe(url, json.dumps(export).encode())
+    memory.pipe(url, json.dumps(_padded(export)).encode())
     try:
+        fastly = ExportReader(url)
         try:
-            fast = _rows(url)
+            fast = pa.Table.from_batches(list(fastly.batches()), schema=SCHEMA)
         except ExportError:
             return
-        lean = _rows(url, limits=ReadLimits(lean_after_bytes=64))  # every conversation, leanly
+        leanly = ExportReader(url, limits=ReadLimits(lean_after_bytes=64))
+        lean = pa.Table.from_batches(list(leanly.batches()), schema=SCHEMA)
         assert fast.equals(lean)
+        assert leanly.stats.as_dict() == fastly.stats.as_dict()
         assert set(fast.column("role").to_pylist()) <= set(ROLES)
         assert all(text and not text.isspace() for text in fast.column("text").to_pylist())
         conversations = list(ExportReader(url).conversations())
         assert sum(len(c.messages) for c in conversations) == fast.num_rows
     finally:
         memory.rm(url)
+
+
+def test_the_padding_sends_the_reader_down_the_lean_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    lean_reads: list[bool] = []
+    items = jsonstream._items
+
+    def spied(stream: Any, document: str, lean: bool, *args: Any) -> Any:
+        lean_reads.append(lean)
+        return items(stream, document, lean, *args)
+
+    monkeypatch.setattr(jsonstream, "_items", spied)
+    url = "memory://odd-shapes/padded.json"
+    fsspec.filesystem("memory").pipe(url, json.dumps(_padded([{"mapping": {}}])).encode())
+    list(ExportReader(url, limits=ReadLimits(lean_after_bytes=64)).batches())
+    assert lean_reads == [False, True]
