@@ -194,7 +194,10 @@ class ExportReader:
                     conversation = self._linearize(item)
                     if conversation is not None:
                         yield conversation
-            stats.bytes_read = export.total_bytes
+            # all of it, unless this reads one document of several (a worker's share)
+            stats.bytes_read = (
+                export.total_bytes if self.only_document is None else export.bytes_read
+            )
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
         if stats.conversations == 0 and self.only_document is None:

@@ -3,6 +3,7 @@ sequential read, from files, from S3 and through the asset graph."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,24 @@ def test_workers_give_the_rows_counts_and_progress_of_a_sequential_read(sharded:
     done = [d for d, _ in progress]
     assert done == sorted(done)
     assert progress[-1] == (sharded.stat().st_size, sharded.stat().st_size)
+
+
+def test_a_workers_progress_is_its_own_documents_share(sharded: Path) -> None:
+    # each worker reports the stored bytes of its document, not the whole export's size, so
+    # the parent's sum grows with the parse instead of jumping to the end
+    seen: list[tuple[int, int]] = []
+    member = "conversations-001.json"
+    reader = ExportReader(
+        str(sharded), only_document=member, on_progress=lambda d, t: seen.append((d, t))
+    )
+    for _ in reader.batches():
+        pass
+    with zipfile.ZipFile(sharded) as archive:
+        stored = archive.getinfo(member).compress_size
+    done, total = seen[-1]
+    assert total == sharded.stat().st_size
+    assert stored <= done < stored + 64 * 1024 < total
+    assert reader.stats.documents == [f"conversations-{i:03d}.json" for i in range(4)]
 
 
 def test_a_damaged_shard_fails_as_in_a_sequential_read(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
     url: str
     s3: S3Settings
     #: Processes parsing a sharded export's documents side by side (SOULPRINT_PARSE_WORKERS);
-    #: each costs about one parser's memory (~160 MB), so 1 unless memory allows.
+    #: each costs about one parser's memory (~170 MB), so 1 unless memory allows.
     parse_workers: int = 1
 
     def lake(self) -> Lake:
