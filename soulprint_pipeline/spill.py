@@ -33,18 +33,20 @@ class TextSpill:
     Texts are kept as UTF-8 (about a quarter of what Python holds for non-ASCII text, and the
     encoding Arrow needs anyway). The parser reads ahead, so the next conversation's texts may
     arrive before the one before it is batched: each conversation is begun and released by a
-    key, and the file is emptied only once no conversation still needs it.
+    key, and the file is emptied once no conversation still live has texts in it.
     """
 
     def __init__(self, budget_chars: int = 4 * 1024 * 1024) -> None:
         self.budget_chars = budget_chars
         self._held = 0  # characters of the newest conversation held in memory
         self._file: IO[bytes] | None = None
-        self._live: set[int] = set()  # conversations begun and not yet released
+        self._size = 0  # bytes in the file
+        # conversations begun and not yet released, with the file's size when each began
+        self._live: dict[int, int] = {}
 
     def begin(self, key: int) -> None:
         """A conversation's texts start arriving; ``key`` names it until :meth:`release`."""
-        self._live.add(key)
+        self._live[key] = self._size
         self._held = 0
 
     def keep(self, text: str) -> bytes | SpilledText:
@@ -56,8 +58,9 @@ class TextSpill:
             # lives across calls, closed by close()
             self._file = tempfile.TemporaryFile(prefix="soulprint-spill-")  # noqa: SIM115
         data = text.encode()
-        offset = self._file.seek(0, 2)
+        offset = self._file.seek(self._size)
         self._file.write(data)
+        self._size += len(data)
         return SpilledText(offset, len(data), len(text))
 
     def utf8(self, value: str | bytes | SpilledText) -> str | bytes:
@@ -74,11 +77,22 @@ class TextSpill:
         return resolved if type(resolved) is str else resolved.decode()  # type: ignore[union-attr]
 
     def release(self, key: int) -> None:
-        """The conversation ``key`` is batched: its texts are no longer needed."""
-        self._live.discard(key)
-        if not self._live and self._file is not None:
+        """The conversation ``key`` is batched: its texts are no longer needed.
+
+        The file is emptied as soon as it holds only released conversations' texts, which is
+        the case unless a conversation still live has spilled (then at its own release).
+        """
+        self._live.pop(key, None)
+        if self._file is not None and all(start == self._size for start in self._live.values()):
             self._file.seek(0)
             self._file.truncate()
+            self._size = 0
+            self._live = dict.fromkeys(self._live, 0)
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes waiting in the spill file."""
+        return self._size
 
     def close(self) -> None:
         """Delete the spill file."""
