@@ -50,9 +50,9 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_workers_give_the_rows_counts_and_progress_of_a_sequential_read(sharded: Path) -> None:
     sequential, one, _ = _read(str(sharded), workers=1)
-    parallel, two, progress = _read(str(sharded), workers=2)
+    side_by_side, two, progress = _read(str(sharded), workers=2)
     assert sequential.num_rows > 1000
-    assert parallel.equals(sequential)  # the same rows in the same order
+    assert side_by_side.equals(sequential)  # the same rows in the same order
     one_counts, two_counts = one.as_dict(), two.as_dict()
     # batches are also cut where a document ends, so there may be a few more of them
     assert two_counts.pop("batches") >= one_counts.pop("batches")
@@ -87,12 +87,12 @@ def test_a_damaged_shard_fails_as_in_a_sequential_read(tmp_path: Path) -> None:
     path.write_bytes(_sharded([chatgpt_export_bytes(40), damaged[:-300] + b"}}", damaged]))
     with pytest.raises(ExportError) as sequential:
         list(ExportReader(str(path)).batches())
-    with pytest.raises(ExportError) as parallel:
+    with pytest.raises(ExportError) as side_by_side:
         list(ExportReader(str(path), workers=2).batches())
-    assert isinstance(parallel.value, InvalidJSONError)
-    assert type(parallel.value) is type(sequential.value)
-    assert str(parallel.value) == str(sequential.value)
-    assert "conversations-001.json" in str(parallel.value)
+    assert isinstance(side_by_side.value, InvalidJSONError)
+    assert type(side_by_side.value) is type(sequential.value)
+    assert str(side_by_side.value) == str(sequential.value)
+    assert "conversations-001.json" in str(side_by_side.value)
 
 
 def test_an_empty_shard_is_fine_but_only_empty_shards_are_an_empty_export(tmp_path: Path) -> None:
