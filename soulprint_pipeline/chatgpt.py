@@ -15,7 +15,14 @@ from functools import partial
 from typing import Any
 
 from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, Message, id_text
+from soulprint_pipeline.rows import (
+    CUSTOM_INSTRUCTIONS,
+    MEMORY,
+    Conversation,
+    Message,
+    id_text,
+    number,
+)
 
 _NEG_INF = float("-inf")
 
@@ -38,21 +45,12 @@ _ASSET_PLACEHOLDERS = {
 }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # an integer too large for a float
-            return None
-    return None
-
-
 def _node_time(node: Any) -> float:
     if isinstance(node, dict) and _TIME in node:
         return _NEG_INF if node[_TIME] is None else node[_TIME]
     message = node.get("message") if isinstance(node, dict) else None
     if isinstance(message, dict):
-        created = _number(message.get("create_time"))
+        created = number(message.get("create_time"))
         if created is not None:
             return created
     return _NEG_INF
@@ -188,7 +186,7 @@ def classify(message: dict[str, Any]) -> Message | str:
     recipient = get("recipient") or "all"
     created_at = get("create_time")
     if type(created_at) is not float:
-        created_at = _number(created_at)
+        created_at = number(created_at)
 
     # The common case first: a plain text turn between the person and the assistant.
     if (
@@ -266,7 +264,7 @@ def compact_node(node: Any, keep_text: Callable[[str], Any]) -> Any:
     created_at = None
     if isinstance(message, dict):
         result = classify(message)
-        created_at = _number(message.get("create_time"))
+        created_at = number(message.get("create_time"))
         if isinstance(result, Message):
             result = result._replace(text=keep_text(result.text))
     return {
@@ -313,6 +311,6 @@ def linearize(
     return Conversation(
         id_text(conversation_id),
         title if isinstance(title, str) else None,
-        _number(conversation.get("create_time")),
+        number(conversation.get("create_time")),
         messages,
     )

@@ -12,20 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import Conversation, Message, id_text
+from soulprint_pipeline.rows import Conversation, Message, id_text, number
 
 _ROLES = {"human": "user", "assistant": "assistant"}
 
 
 def _seconds(value: Any) -> float | None:
-    try:
-        if isinstance(value, str) and value:
+    if isinstance(value, str) and value:
+        try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    except (ValueError, OverflowError, OSError):  # not a time, or none a calendar holds
-        return None
-    return None
+        except (ValueError, OverflowError, OSError):  # not a time, or none a calendar holds
+            return None
+    return number(value)
 
 
 def _name_of(sender: Any) -> str:

@@ -128,11 +128,14 @@ class PartWriter:
 
     def close(self) -> list[str]:
         """Wait for every queued part to be written; return the part paths in order."""
+        self._stop()
+        self._raise_if_failed()
+        return self.paths
+
+    def _stop(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_DONE)
             self._thread.join()
-        self._raise_if_failed()
-        return self.paths
 
     def __enter__(self) -> PartWriter:
         return self
@@ -145,7 +148,6 @@ class PartWriter:
     ) -> None:
         if exc is None:
             self.close()
-        elif self._thread.is_alive():
+        else:
             self._aborted = True
-            self._queue.put(_DONE)
-            self._thread.join()
+            self._stop()

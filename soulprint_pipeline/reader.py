@@ -30,7 +30,7 @@ from soulprint_pipeline.errors import EmptyExportError
 from soulprint_pipeline.jsonstream import backend_name, iter_conversations
 from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
 from soulprint_pipeline.spill import TextSpill
-from soulprint_pipeline.storage import ReadLimits, open_export
+from soulprint_pipeline.storage import OpenedExport, ReadLimits, open_export
 
 #: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
 ProgressCallback = Callable[[int, int], None]
@@ -171,9 +171,7 @@ class ExportReader:
             _relaxed_gc(),
             closing(self._spill),
         ):
-            stats.container = export.container
-            stats.documents = list(export.members)
-            stats.total_bytes = export.total_bytes
+            self._note(export)
             for name, open_stream in export.documents():
                 if self.only_document is not None and name != self.only_document:
                     continue
@@ -243,10 +241,13 @@ class ExportReader:
         if "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return []
         with open_export(self.url, self.limits, self.storage_options) as export:
-            self.stats.container = export.container
-            self.stats.documents = list(export.members)
-            self.stats.total_bytes = export.total_bytes
+            self._note(export)
             return list(export.members)
+
+    def _note(self, export: OpenedExport) -> None:
+        self.stats.container = export.container
+        self.stats.documents = list(export.members)
+        self.stats.total_bytes = export.total_bytes
 
     def _counted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         # Counting in Arrow, a batch at a time, keeps a Python loop off every message.

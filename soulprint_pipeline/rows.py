@@ -64,11 +64,23 @@ class Conversation(NamedTuple):
 EARLIEST, LATEST = -62_135_596_800.0, 253_402_300_799.0
 
 
-def to_micros(seconds: float | None) -> int | None:
-    """Epoch seconds to integer microseconds; ``None`` and impossible times give ``None``."""
-    if seconds is None or not EARLIEST <= seconds <= LATEST:
-        return None
-    return round(seconds * 1_000_000)
+def number(value: Any) -> float | None:
+    """A JSON number as a float; ``None`` for anything else (booleans included) and for an
+    integer too large for a float."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return None
+
+
+def _timestamps(seconds: list[float | None] | tuple[float | None, ...]) -> pa.Array:
+    """Epoch seconds as UTC microseconds, scaled in Arrow; impossible times become null."""
+    values = pa.array(seconds, type=pa.float64())
+    in_range = pc.and_(pc.greater_equal(values, EARLIEST), pc.less_equal(values, LATEST))
+    values = pc.if_else(in_range, values, None)
+    return pc.cast(pc.round(pc.multiply(values, 1_000_000)), pa.int64()).cast(_UTC_MICROS)
 
 
 _TEXT = itemgetter(3)  # Message.text
@@ -119,7 +131,7 @@ class RowBatcher:
 
     def _reset(self) -> None:
         # one entry per conversation (or per piece of one split across batches)
-        self._conversations: list[tuple[Any, str | None, int | None]] = []
+        self._conversations: list[tuple[Any, str | None, float | None]] = []
         self._row_counts: list[int] = []
         self._first_positions: list[int] = []
         # one entry per row
@@ -171,7 +183,7 @@ class RowBatcher:
         if start or end < len(messages):
             messages = messages[start:end]
         self._conversations.append(
-            (conversation.conversation_id, conversation.title, to_micros(conversation.created_at))
+            (conversation.conversation_id, conversation.title, conversation.created_at)
         )
         self._row_counts.append(len(messages))
         self._first_positions.append(start)
@@ -210,21 +222,16 @@ class RowBatcher:
             rows,
             [None, pa.py_buffer(text_ends), pa.py_buffer(b"".join(self._texts))],
         ).cast(pa.string())
-        # message times arrive as float seconds: scale them in Arrow rather than per row
-        seconds = pa.array(self._times, type=pa.float64())
-        in_range = pc.and_(pc.greater_equal(seconds, EARLIEST), pc.less_equal(seconds, LATEST))
-        seconds = pc.if_else(in_range, seconds, None)
-        micros = pc.cast(pc.round(pc.multiply(seconds, 1_000_000)), pa.int64())
         arrays = [
             _array(list(ids), pa.string()).take(take),
             _array(list(titles), pa.string()).take(take),
-            pa.array(created, type=pa.int64()).take(take).cast(_UTC_MICROS),
+            _timestamps(created).take(take),
             _array(self._message_ids, pa.string()),
             pa.array(positions.astype(np.int32)),
             pa.array(self._roles, type=pa.string()),
             pa.array(self._content_types, type=pa.string()),
             texts,
-            micros.cast(_UTC_MICROS),
+            _timestamps(self._times),
             _array(self._slugs, pa.string()),
         ]
         batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
