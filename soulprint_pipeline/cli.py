@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
-from soulprint_pipeline.errors import ExportError
+from soulprint_pipeline.errors import ConfigurationError, ExportError
 from soulprint_pipeline.parquet_parts import PartWriter
 from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.rows import DICTIONARY_COLUMNS
@@ -43,7 +44,6 @@ def parse_command(args: argparse.Namespace) -> int:
 def import_command(args: argparse.Namespace) -> int:
     """Import one export for one user through the real asset graph, on a persistent instance."""
     import logging
-    import os
     from pathlib import Path
 
     import dagster as dg
@@ -52,7 +52,10 @@ def import_command(args: argparse.Namespace) -> int:
 
     user_id = validate_user_id(args.user)
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").absolute())))
-    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        # a new instance: without a config file Dagster warns and prints its telemetry banner
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
     from soulprint_pipeline.progress import QUEUED, ProgressTracker
@@ -66,19 +69,24 @@ def import_command(args: argparse.Namespace) -> int:
     export_url = (
         args.export_url if "://" in args.export_url else str(Path(args.export_url).absolute())
     )
-    with dg.DagsterInstance.get() as instance:
+    with (
+        dg.DagsterInstance.get() as instance,
+        # outside a run, EnvVar settings (the mirror's URL) are resolved by building the resource
+        dg.build_resources({"profiles": defs.resources["profiles"]}) as resources,
+    ):
+        store = resources.profiles.store
         if not instance.has_dynamic_partition(users.name, user_id):
             instance.add_dynamic_partitions(users.name, [user_id])
-        profiles = defs.resources["profiles"]
-        ProgressTracker(user_id, profiles.store).start(QUEUED)
+        ProgressTracker(user_id, store).start(QUEUED)
         result = defs.resolve_job_def("import_user").execute_in_process(
             instance=instance,
             partition_key=user_id,
             tags={UPLOAD_TAG: export_url},
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # the run's own log (with stack traces) is in the instance; here, progress lines
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
-        row = profiles.store.get(user_id) or {}
+        row = store.get(user_id) or {}
     print(f"\nrun {result.run_id} in {home}: {'succeeded' if result.success else 'failed'}")
     shown = _printable(row)
     markdown = shown.pop("soulprint_text", None)
@@ -151,13 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: a bad export exits with status 2 and a one-line message, no traceback."""
+    """Entry point: bad input or configuration exits 2 with a one-line message, no traceback.
+
+    Anything else is a defect: one line too, exit 1, and the traceback with SOULPRINT_DEBUG=1.
+    """
+    from soulprint_pipeline.profiles import ProfileStoreError
+    from soulprint_pipeline.users import InvalidUserIdError
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ExportError as error:
+    except (ExportError, ConfigurationError, InvalidUserIdError, ProfileStoreError) as error:
         print(f"soulprint-pipeline: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("soulprint-pipeline: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("SOULPRINT_DEBUG"):
+            raise
+        print(
+            f"soulprint-pipeline: unexpected error ({type(error).__name__}): {error} "
+            "(SOULPRINT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

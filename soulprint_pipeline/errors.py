@@ -65,3 +65,10 @@ class StorageError(ExportError):
     """The export could not be read from storage (missing object, denied, network)."""
 
     reason = "storage_error"
+
+
+class ConfigurationError(ValueError):
+    """A setting (an environment variable, a URL, a command-line value) cannot be used.
+
+    The message names the setting and what is expected; it never repeats a secret.
+    """

@@ -35,6 +35,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from soulprint_pipeline.errors import ConfigurationError
+
 _T = TypeVar("_T")
 
 TABLE = "user_profiles"
@@ -692,15 +694,17 @@ def open_profile_store(
     - ``postgresql://...`` or ``postgres://...``: PostgreSQL through psycopg 3; connects lazily,
       with ``timeout`` as the connect timeout.
     - ``https://<project>.supabase.co`` (any ``http(s)://`` URL, e.g. a local Supabase): Supabase
-      REST over httpx with ``service_role_key``, which is then required (``ValueError`` without).
+      REST over httpx with ``service_role_key``, which is then required.
 
-    Any other URL is a ``ValueError``. Call :meth:`ProfileStore.ensure_schema` before use.
+    Any other URL, or a missing key, is a
+    :class:`~soulprint_pipeline.errors.ConfigurationError`. Call
+    :meth:`ProfileStore.ensure_schema` before use.
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         if not url.startswith("sqlite:///") or url == "sqlite:///":
-            raise ValueError(
-                "a SQLite profiles URL looks like sqlite:///relative/path.sqlite3 "
+            raise ConfigurationError(
+                "SOULPRINT_PROFILES_URL: a SQLite URL looks like sqlite:///relative/path.sqlite3 "
                 "or sqlite:////absolute/path.sqlite3"
             )
         return SQLiteProfileStore(url[len("sqlite:///") :], timeout=timeout)
@@ -708,13 +712,13 @@ def open_profile_store(
         return PostgresProfileStore(url, timeout=timeout)
     if scheme in {"https", "http"}:
         if not service_role_key:
-            raise ValueError(
-                "a Supabase REST profiles URL needs the service role key "
+            raise ConfigurationError(
+                "SOULPRINT_PROFILES_URL: a Supabase REST URL needs the service role key "
                 "(SUPABASE_SERVICE_ROLE_KEY)"
             )
         return SupabaseRestProfileStore(url, service_role_key, timeout=timeout)
     shown = url.split("://", 1)[0] + "://..." if "://" in url else "(no scheme)"
-    raise ValueError(
-        f"unsupported profiles URL {shown}: expected sqlite:///..., postgresql://... "
-        "or https://<project>.supabase.co"
+    raise ConfigurationError(
+        f"SOULPRINT_PROFILES_URL: unsupported URL {shown}: expected sqlite:///..., "
+        "postgresql://... or https://<project>.supabase.co"
     )

@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ from soulprint_pipeline_tests.bedrock_stub import bedrock, bedrock_server  # noq
 from soulprint_pipeline_tests.postgres import postgres_profiles_url, postgres_url  # noqa: F401
 
 S3_BUCKET = "user-imports"
+
+#: Real exports from public projects, copied into the repository (provenance: SOURCES.md there).
+REAL_FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")

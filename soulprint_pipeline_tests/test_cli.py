@@ -1,24 +1,60 @@
-"""The ``soulprint-pipeline parse`` command, run as a person would run it."""
+"""The ``soulprint-pipeline`` console script, run as a person would run it: installed, in a
+subprocess, with the documented environment variables set or unset."""
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pyarrow.parquet as pq
+import pytest
 
 from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
 
+#: The installed entry point (pyproject's [project.scripts]), beside the test's interpreter.
+CONSOLE_SCRIPT = Path(sys.executable).parent / "soulprint-pipeline"
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+#: Every variable the README documents: a test sets what it needs on a clean slate.
+DOCUMENTED = [
+    "SOULPRINT_DATA_DIR",
+    "SOULPRINT_UPLOADS_URL",
+    "SOULPRINT_LAKE_URL",
+    "SOULPRINT_PROFILES_URL",
+    "SOULPRINT_MODEL",
+    "SOULPRINT_MODEL_ID",
+    "SOULPRINT_TOKEN_BUDGET",
+    "SOULPRINT_PARSE_WORKERS",
+    "DAGSTER_HOME",
+]
+
+
+def _run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
+    environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "soulprint_pipeline.cli", *args],
+        [str(CONSOLE_SCRIPT), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+        cwd=cwd,
+        env=environment,
     )
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("soulprint-pipeline: "), errors
+    for word in words:
+        assert word in errors[0]
 
 
 def test_parse_writes_parts_and_prints_one_summary_line(tmp_path: Path) -> None:
@@ -52,10 +88,8 @@ def test_parse_writes_parts_and_prints_one_summary_line(tmp_path: Path) -> None:
 def test_bad_export_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     (export := tmp_path / "export.json").write_bytes(chatgpt_export_bytes(40)[:-100])
     result = _run("parse", str(export), "--out", str(tmp_path / "parts"))
-    assert result.returncode == 2
+    _assert_one_line_error(result, "cut short")
     assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "cut short" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_parse_with_workers_reads_a_sharded_export_as_one_process_does(tmp_path: Path) -> None:
@@ -71,3 +105,90 @@ def test_parse_with_workers_reads_a_sharded_export_as_one_process_does(tmp_path:
     one, two = summaries
     for key in ("conversations", "messages", "rows", "documents", "roles", "skipped"):
         assert one[key] == two[key]
+
+
+def _import(tmp_path: Path, env: dict[str, str], user: str = "u1") -> subprocess.CompletedProcess:
+    (export := tmp_path / "export.zip").write_bytes(
+        zip_bytes({"conversations.json": chatgpt_export_bytes(12)})
+    )
+    return _run("import", str(export), "--user", user, cwd=tmp_path, env=env)
+
+
+def _assert_imported(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "u1: 100%  Complete" in result.stdout
+    assert '"import_status": "complete"' in result.stdout
+
+
+@pytest.mark.parametrize("form", ["unset", "sqlite relative", "sqlite absolute"])
+def test_import_with_the_mirror_unset_or_a_sqlite_url(tmp_path: Path, form: str) -> None:
+    env = {
+        "unset": {},
+        "sqlite relative": {"SOULPRINT_PROFILES_URL": "sqlite:///mirror/profiles.sqlite3"},
+        "sqlite absolute": {"SOULPRINT_PROFILES_URL": f"sqlite:///{tmp_path}/abs.sqlite3"},
+    }[form]
+    result = _import(tmp_path, env)
+    _assert_imported(result)
+    database = {
+        "unset": tmp_path / "data/user_profiles.sqlite3",
+        "sqlite relative": tmp_path / "mirror/profiles.sqlite3",
+        "sqlite absolute": tmp_path / "abs.sqlite3",
+    }[form]
+    with sqlite3.connect(database) as connection:
+        row = connection.execute(
+            "SELECT import_status, total_conversations FROM user_profiles WHERE user_id = 'u1'"
+        ).fetchone()
+    assert row == ("complete", 12)
+
+
+def test_import_with_a_postgres_mirror(tmp_path: Path, postgres_profiles_url: str) -> None:
+    _assert_imported(_import(tmp_path, {"SOULPRINT_PROFILES_URL": postgres_profiles_url}))
+    with psycopg.connect(postgres_profiles_url) as connection:
+        row = connection.execute(
+            "SELECT import_status, progress_percent FROM user_profiles WHERE user_id = 'u1'"
+        ).fetchone()
+    assert row == ("complete", 100)
+
+
+@pytest.mark.parametrize("form", ["path", "file URL"])
+def test_import_with_uploads_and_lake_configured(tmp_path: Path, form: str) -> None:
+    lake, uploads = tmp_path / "my lake", tmp_path / "bucket"
+    as_setting = (lambda p: str(p)) if form == "path" else (lambda p: p.as_uri())
+    env = {
+        "SOULPRINT_LAKE_URL": as_setting(lake),
+        "SOULPRINT_UPLOADS_URL": as_setting(uploads),
+        "SOULPRINT_PROFILES_URL": f"sqlite:///{tmp_path}/p.sqlite3",
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
+    _assert_imported(_import(tmp_path, env))
+    assert list((lake / "conversation_batches" / "u1").rglob("*.parquet"))
+    assert (tmp_path / "home" / "dagster.yaml").exists()
+    assert not (tmp_path / "data").exists()  # nothing fell back to the embedded defaults
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"SOULPRINT_PROFILES_URL": "user_profiles.sqlite3"}, ["SOULPRINT_PROFILES_URL"]),
+        ({"SOULPRINT_PROFILES_URL": "https://x.supabase.co"}, ["SUPABASE_SERVICE_ROLE_KEY"]),
+        ({"SOULPRINT_TOKEN_BUDGET": "lots"}, ["SOULPRINT_TOKEN_BUDGET", "whole number"]),
+        ({"SOULPRINT_PARSE_WORKERS": "0"}, ["SOULPRINT_PARSE_WORKERS", "at least 1"]),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(
+    tmp_path: Path, env: dict[str, str], words: list[str]
+) -> None:
+    _assert_one_line_error(_import(tmp_path, env), *words)
+
+
+def test_import_of_a_bad_export_prints_its_reason_and_no_traceback(tmp_path: Path) -> None:
+    (export := tmp_path / "notes.json").write_text('{"notes": "not an export"}')
+    result = _run("import", str(export), "--user", "u1", cwd=tmp_path)
+    _assert_one_line_error(result, "not a ChatGPT or Claude export")
+    assert '"import_status": "failed"' in result.stdout
+
+
+def test_an_invalid_user_id_exits_2(tmp_path: Path) -> None:
+    (export := tmp_path / "export.json").write_bytes(chatgpt_export_bytes(2))
+    _assert_one_line_error(_run("import", str(export), "--user", "../etc", cwd=tmp_path), "user id")

@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from soulprint_pipeline.errors import ConfigurationError
 from soulprint_pipeline.profiles import (
     MAX_IMPORT_ERROR_CHARS,
     PROFILE_COLUMNS,
@@ -603,16 +604,16 @@ def test_open_profile_store_dispatch(tmp_path: Path) -> None:
 
 
 def test_open_profile_store_errors() -> None:
-    with pytest.raises(ValueError, match="service role key"):
+    with pytest.raises(ConfigurationError, match="service role key"):
         open_profile_store(SUPABASE_URL)
-    with pytest.raises(ValueError, match="service role key"):
+    with pytest.raises(ConfigurationError, match="service role key"):
         open_profile_store(SUPABASE_URL, service_role_key="")
-    with pytest.raises(ValueError, match="unsupported profiles URL mysql://"):
+    with pytest.raises(ConfigurationError, match="unsupported URL mysql://"):
         open_profile_store("mysql://root:hunter2@db/profiles")
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         open_profile_store("mysql://root:hunter2@db/profiles")
     assert "hunter2" not in str(caught.value)
-    with pytest.raises(ValueError, match="unsupported"):
+    with pytest.raises(ConfigurationError, match="unsupported"):
         open_profile_store("profiles.sqlite3")
-    with pytest.raises(ValueError, match="sqlite:///"):
+    with pytest.raises(ConfigurationError, match="sqlite:///"):
         open_profile_store("sqlite://relative.sqlite3")

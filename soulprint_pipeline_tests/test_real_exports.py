@@ -1,20 +1,19 @@
-"""The reader over real exports from public projects (../shared/fixtures/real, see SOURCES.md).
+"""The reader over real exports from public projects (``fixtures/``, see its SOURCES.md).
 
 Each expected row is written out as (conversation title, role, content type, start of text).
 """
 
 from __future__ import annotations
 
-import os
+import re
 from pathlib import Path
 
 import pytest
 
 from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline_tests.conftest import REAL_FIXTURES
 
-REAL = Path(
-    os.environ.get("SOULPRINT_REAL_FIXTURES", Path(__file__).parents[2] / "shared/fixtures/real")
-)
+REAL = REAL_FIXTURES
 
 EXPECTED_ROWS: dict[str, list[tuple[str | None, str, str, str]]] = {
     "chatgpt-librechat-export.json": [
@@ -215,3 +214,16 @@ def test_claude_bulk_export_is_ordered_by_time_not_position() -> None:
     times = [r["created_at"] for r in rows]
     assert times == sorted(times)
     assert rows[0]["text"].startswith("Built me an artifact with no react")
+
+
+def test_the_suite_needs_nothing_beside_the_repository() -> None:
+    # a person who clones the project has only it: every fixture lives in the repository
+    listed = set(re.findall(r"^\| (\S+\.(?:json|zip)) \|", (REAL / "SOURCES.md").read_text(), re.M))
+    assert listed == set(EXPECTED_STATS)
+    outside = "../" + "shared"  # spelled apart so this file does not match itself
+    readers = [
+        path.name
+        for path in Path(__file__).parent.glob("*.py")
+        if outside in path.read_text() or "/work/" + "shared" in path.read_text()
+    ]
+    assert readers == []

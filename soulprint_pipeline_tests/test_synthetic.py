@@ -24,10 +24,10 @@ from soulprint_pipeline.synthetic import (
     write_chatgpt_json,
     write_export,
 )
+from soulprint_pipeline_tests.conftest import REAL_FIXTURES
 
 KB = 1024
 MB = 1024 * 1024
-FIXTURES = Path("/work/shared/fixtures/real")
 CONVERSATION_KEYS = [
     "title",
     "create_time",
@@ -160,9 +160,7 @@ def assert_truth(truth: ExportTruth, conversations: list[dict[str, Any]]) -> Non
     ],
 )
 def test_independent_count_agrees_with_real_fixtures(name: str, visible: list[int]) -> None:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip("real fixtures not available")
+    path = REAL_FIXTURES / name
     data = json.loads(path.read_text(encoding="utf-8"))
     assert [count([c])["visible_messages"] for c in data] == visible
 

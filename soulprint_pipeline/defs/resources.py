@@ -12,18 +12,46 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 import fsspec
 from pydantic import PrivateAttr
 
-from soulprint_pipeline.errors import StorageError
+from soulprint_pipeline.errors import ConfigurationError, StorageError
 from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError, open_profile_store
 from soulprint_pipeline.storage import MiB, storage_error
 from soulprint_pipeline.users import validate_user_id
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.
 DATA_DIR = Path(os.getenv("SOULPRINT_DATA_DIR", "data")).absolute()
+
+
+def int_setting(name: str, default: int, minimum: int = 1) -> int:
+    """The whole number in environment variable ``name`` (``default`` when unset)."""
+    text = os.getenv(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {text[:40]!r}.") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def location_setting(name: str, default: Path) -> str:
+    """The fsspec URL or path in environment variable ``name`` (``default`` when unset).
+
+    A ``file://`` URL becomes the path it names, percent-escapes decoded (fsspec keeps them, so
+    ``file:///srv/my%20lake`` would otherwise be a folder named ``my%20lake``).
+    """
+    value = os.getenv(name, "").strip() or str(default)
+    if value.startswith("file://"):
+        return url2pathname(urlsplit(value).path)
+    return value
 
 
 def secret(name: str) -> Any:
@@ -216,12 +244,12 @@ def default_resources() -> dict[str, Any]:
     s3 = s3_settings_from_env()
     return {
         "uploads": UploadsResource(
-            url=os.getenv("SOULPRINT_UPLOADS_URL", str(DATA_DIR / "uploads")), s3=s3
+            url=location_setting("SOULPRINT_UPLOADS_URL", DATA_DIR / "uploads"), s3=s3
         ),
         "lake": LakeIOManager(
-            url=os.getenv("SOULPRINT_LAKE_URL", str(DATA_DIR / "lake")),
+            url=location_setting("SOULPRINT_LAKE_URL", DATA_DIR / "lake"),
             s3=s3,
-            parse_workers=int(os.getenv("SOULPRINT_PARSE_WORKERS", "1")),
+            parse_workers=int_setting("SOULPRINT_PARSE_WORKERS", 1),
         ),
         "profiles": ProfilesResource(
             # a postgresql:// URL may carry a password: a secret when set
@@ -232,6 +260,6 @@ def default_resources() -> dict[str, Any]:
         "llm": SoulprintModel(
             backend=os.getenv("SOULPRINT_MODEL", "offline"),
             model_id=os.getenv("SOULPRINT_MODEL_ID"),
-            token_budget=int(os.getenv("SOULPRINT_TOKEN_BUDGET", "50000")),
+            token_budget=int_setting("SOULPRINT_TOKEN_BUDGET", 50_000, minimum=1_000),
         ),
     }

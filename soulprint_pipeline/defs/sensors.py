@@ -1,7 +1,6 @@
 """Sensors: a new upload starts that user's import; the app hears when it is queued or failed."""
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from soulprint_pipeline.defs.resources import (
     ProfilesResource,
     Upload,
     UploadsResource,
+    int_setting,
     is_export_name,
 )
 from soulprint_pipeline.progress import QUEUED, ProgressTracker, record_failure
@@ -118,7 +118,7 @@ def already_imported(
 @dg.sensor(
     name="upload_sensor",
     target=import_user,
-    minimum_interval_seconds=int(os.getenv("SOULPRINT_SENSOR_INTERVAL_SECONDS", "30")),
+    minimum_interval_seconds=int_setting("SOULPRINT_SENSOR_INTERVAL_SECONDS", 30),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def upload_sensor(
@@ -126,8 +126,8 @@ def upload_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Each new or replaced export under ``{uploads}/{user_id}/`` starts that user's import."""
     cursor = Cursor.parse(context.cursor)
-    max_runs = int(os.getenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "50"))
-    settle = float(os.getenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "10"))
+    max_runs = int_setting("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", 50)
+    settle = int_setting("SOULPRINT_SENSOR_SETTLE_SECONDS", 10, minimum=0)
     now = time.time()
     fresh: list[tuple[Upload, str | None]] = []
     for relative, upload in uploads.list_uploads():
