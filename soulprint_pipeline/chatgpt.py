@@ -94,12 +94,14 @@ def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     return node_id
 
 
-def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, Any]]:
-    """The nodes from the root to ``current_node`` (or the newest leaf), guarding against cycles."""
+def active_path(mapping: dict[str, Any], current_node: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The (node id, node) pairs from the root to ``current_node`` (or the newest leaf),
+    guarding against cycles."""
     leaf = current_node if isinstance(current_node, str) and current_node in mapping else None
     if leaf is None:
         leaf = _newest_leaf(mapping)
-    path: list[dict[str, Any]] = []
+    path: list[tuple[str, dict[str, Any]]] = []
+    node_id: Any = leaf
     node = mapping.get(leaf) if isinstance(leaf, str) else None
     limit = len(mapping)  # a walk longer than there are nodes has met a cycle
     while node is not None:
@@ -107,9 +109,9 @@ def active_path(mapping: dict[str, Any], current_node: Any) -> list[dict[str, An
             break
         if len(path) == limit:
             return walk_back(mapping, leaf, "parent")  # met a cycle: walk it carefully
-        path.append(node)
-        parent = node.get("parent")
-        node = mapping.get(parent) if isinstance(parent, str) else None
+        path.append((node_id, node))
+        node_id = node.get("parent")
+        node = mapping.get(node_id) if isinstance(node_id, str) else None
     path.reverse()
     return path
 
@@ -290,7 +292,7 @@ def linearize(
         skipped["conversation:no_mapping"] += 1
         return None
     messages = []
-    for node in active_path(mapping, conversation.get("current_node")):
+    for node_id, node in active_path(mapping, conversation.get("current_node")):
         if _RESULT in node:
             result = node[_RESULT]
         else:
@@ -304,6 +306,8 @@ def linearize(
                 unknown_types[result.removeprefix("unknown:")] += 1
             else:
                 skipped[result] += 1
+        elif result[0].__class__ is not str:  # some exports write the id as the node's key only
+            messages.append(result._replace(message_id=id_text(result[0]) or node_id))
         else:
             messages.append(result)
     conversation_id = conversation.get("conversation_id") or conversation.get("id")

@@ -66,12 +66,30 @@ def _text(message: dict[str, Any]) -> str:
 
 
 def _ordered(conversation: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    leaf = conversation.get("current_leaf_message_uuid")
     by_id = {m.get("uuid"): m for m in messages if isinstance(m.get("uuid"), str)}
-    if isinstance(leaf, str) and leaf in by_id:
-        return walk_back(by_id, leaf, "parent_message_uuid")
+    leaf = conversation.get("current_leaf_message_uuid")
+    if not (isinstance(leaf, str) and leaf in by_id):
+        leaf = _newest_leaf(by_id)
+    if leaf is not None:
+        return [message for _, message in walk_back(by_id, leaf, "parent_message_uuid")]
     # No tree: order by time (stable for equal or missing times, which sort first).
     return sorted(messages, key=lambda m: _seconds(m.get("created_at")) or float("-inf"))
+
+
+def _newest_leaf(by_id: dict[str, dict[str, Any]]) -> str | None:
+    """The branch the app shows when the conversation names none: its newest leaf, by time (the
+    last one listed among equals). ``None`` when the messages are not linked into a tree (the
+    older bulk export)."""
+    parents = {m.get("parent_message_uuid") for m in by_id.values()}
+    if not any(parent in by_id for parent in parents if isinstance(parent, str)):
+        return None
+    leaves = [message_id for message_id in by_id if message_id not in parents]
+    if not leaves:
+        return None  # every message is a parent: a cycle, no branch to follow
+    return max(
+        reversed(leaves),
+        key=lambda message_id: _seconds(by_id[message_id].get("created_at")) or float("-inf"),
+    )
 
 
 def linearize(
