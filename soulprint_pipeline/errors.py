@@ -55,6 +55,17 @@ class OversizedValueError(ExportError):
     reason = "oversized_value"
 
 
+class StructureLimitError(ExportError):
+    """The JSON's structure is far outside any export's: nested too deep, key paths too long,
+    or too many objects in one message (shapes that cost the parser far more than their size)."""
+
+    reason = "too_complex"
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 class UnsafeArchiveError(ExportError):
     """The archive looks hostile: a ZIP bomb, or member paths that escape the archive."""
 

@@ -20,22 +20,30 @@ they are never passed on: errors name the byte range the parser had reached inst
 
 from __future__ import annotations
 
+import queue
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing, suppress
 from typing import Any, BinaryIO, Protocol
 
 import ijson
 
+from soulprint_pipeline._jsonguard import StructureGuard
 from soulprint_pipeline.errors import (
     EmptyExportError,
     EncodingError,
+    ExportError,
     InvalidJSONError,
     NotAnExportError,
     OversizedValueError,
+    StructureLimitError,
     TruncatedExportError,
 )
-from soulprint_pipeline.storage import MiB, describe_content
+from soulprint_pipeline.storage import MiB, ReadLimits, describe_content
+
+_TOO_DEEP = 1  # StructureGuard.scan's status for nesting past max_depth
 
 _PEEK_BYTES = 64 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -119,53 +127,138 @@ class _ReadLeanly(Exception):
     """Internal: a conversation outgrew the fast path; read the document again, leanly."""
 
 
-class ParserFeed:
-    """The byte stream handed to ijson: counts what it feeds and bounds one conversation or node.
+_BLOCK_BYTES = 512 * 1024  # read ahead of the parser in blocks of this size
+_BLOCKS_AHEAD = 3
 
-    In fast mode the bound is on the bytes of one conversation and passing it asks for a lean
-    re-read; in lean mode it is on one node and passing it rejects the export.
+
+class ParserFeed:
+    """The byte stream handed to ijson: read ahead, guarded, counted, and bounded.
+
+    A thread reads the stream ahead of the parser (on the other core: file reads, inflating a
+    ZIP member and the guard all run without the GIL) and scans every block with a
+    :class:`StructureGuard`, so nesting, key paths or containers that would cost ijson far more
+    than their size are refused before ijson sees them. In fast mode the bounds on one
+    conversation's bytes and containers ask for a lean re-read when passed; in lean mode they
+    are on one node, and passing them rejects the export.
     """
 
-    def __init__(self, stream: BinaryIO, document: str, bound: int, lean: bool) -> None:
+    def __init__(self, stream: BinaryIO, document: str, limits: ReadLimits, *, lean: bool) -> None:
         self._stream = stream
         self._document = document
-        self._bound = bound
+        self._limits = limits
         self._lean = lean
-        self._pending = b""
+        self._byte_bound = limits.max_node_bytes if lean else limits.lean_after_bytes
+        self._container_bound = limits.max_node_containers if lean else limits.lean_after_containers
+        self._guard = StructureGuard(max_depth=limits.max_depth, max_path=limits.max_key_path_bytes)
+        self._pending: bytes | tuple[Any, ...] = b""
+        self._blocks: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_BLOCKS_AHEAD)
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
         self.fed = 0  # bytes handed to the parser so far
         self.last_chunk = 0
+        self._containers = 0  # objects and arrays in the bytes fed so far
         self._marked_at = 0
+        self._containers_at_mark = 0
 
     def peek(self, size: int) -> bytes:
-        """Read ahead ``size`` bytes (minus a UTF-8 BOM) that later ``read`` calls will return."""
+        """Read ahead ``size`` bytes (minus a UTF-8 BOM) that later ``read`` calls will return;
+        then start reading ahead."""
         head = self._stream.read(size)
         if head.startswith(_UTF8_BOM):
             head = head[len(_UTF8_BOM) :]
-        self._pending = head
+        self._pending = self._scanned(head)
+        self._reader = threading.Thread(
+            target=self._read_ahead, name=f"read-ahead {self._document}", daemon=True
+        )
+        self._reader.start()
         return head
 
+    def _scanned(self, data: bytes) -> tuple[Any, ...]:
+        status = self._guard.scan(data)
+        return ("data", data, self._guard.containers, status, self._guard.error_offset)
+
+    def _read_ahead(self) -> None:
+        try:
+            while not self._stop.is_set():
+                block = self._scanned(self._stream.read(_BLOCK_BYTES))
+                self._put(block)
+                if not block[1] or block[3]:
+                    return  # the end, or a limit crossed: nothing after it is parsed
+        except BaseException as error:  # handed to the parser's thread, in stream order
+            self._put(("error", error))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Stop reading ahead (before the stream is closed)."""
+        self._stop.set()
+        while self._reader is not None and self._reader.is_alive():
+            with suppress(queue.Empty):
+                self._blocks.get(timeout=0.05)
+        self._reader = None
+
     def mark(self) -> None:
-        """Note that the parser completed a conversation or began a node: the bound restarts."""
+        """Note that the parser completed a conversation or began a node: the bounds restart."""
         self._marked_at = self.fed
+        self._containers_at_mark = self._containers
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes the stream's type with read(0)
             return b""
         if self._pending:
-            data, self._pending = self._pending, b""
+            item, self._pending = self._pending, b""
         else:
-            data = self._stream.read(size)
-        if self.fed - self._marked_at > self._bound:
+            item = self._blocks.get()
+        if item[0] == "error":
+            raise item[1]
+        _, data, containers, status, error_offset = item
+        if status:
+            raise self._refusal(status, error_offset)
+        if (
+            self.fed - self._marked_at > self._byte_bound
+            or containers - self._containers_at_mark > self._container_bound
+        ):
             if not self._lean:
                 raise _ReadLeanly
-            raise OversizedValueError(
-                f"{self._document}: one conversation message is larger than "
-                f"{self._bound // MiB} MB (ending past byte {self.fed:,}), "
-                "over the limit for one message."
-            )
+            raise self._oversized_node()
+        self._containers = containers
         self.fed += len(data)
         self.last_chunk = len(data)
         return data
+
+    def _refusal(self, status: int, offset: int) -> StructureLimitError:
+        where = f"at byte {offset:,} of {self._document}"
+        if status == _TOO_DEEP:
+            return StructureLimitError(
+                f"The export nests its data deeper than {self._limits.max_depth} levels ({where}); "
+                "a ChatGPT or Claude export nests fewer than 30.",
+                offset,
+            )
+        return StructureLimitError(
+            f"The export holds a path of keys longer than {self._limits.max_key_path_bytes:,} "
+            f"bytes ({where}); a ChatGPT or Claude export's are under 200.",
+            offset,
+        )
+
+    def _oversized_node(self) -> ExportError:
+        if self.fed - self._marked_at > self._byte_bound:
+            return OversizedValueError(
+                f"{self._document}: one conversation message is larger than "
+                f"{self._byte_bound // MiB} MB (ending past byte {self.fed:,}), "
+                "over the limit for one message."
+            )
+        return StructureLimitError(
+            f"{self._document}: one conversation message holds more than "
+            f"{self._container_bound:,} objects and arrays (ending past byte {self.fed:,}), "
+            "over the limit for one message.",
+            self.fed,
+        )
 
     def where(self) -> str:
         """The byte range the parser had reached, for error messages."""
@@ -193,6 +286,7 @@ class NodeCompactor(Protocol):
 def _lean_object_type(on_node: Callable[[], None], compactor: NodeCompactor | None) -> type[dict]:
     set_member = dict.__setitem__
     get_member = dict.__getitem__
+    intern = sys.intern
     kept = _KEPT_MEMBERS
 
     # ijson's builder adds an object to its parent as soon as the object starts, then fills it,
@@ -219,10 +313,12 @@ def _lean_object_type(on_node: Callable[[], None], compactor: NodeCompactor | No
         __slots__ = ()
 
         def __setitem__(self, key: str, value: Any) -> None:
-            if compactor is not None and self:
-                # a new node starts, so the one before it is finished: compact it
-                previous = next(reversed(self))
-                set_member(self, previous, compactor.compact(get_member(self, previous)))
+            if compactor is not None:
+                if self:
+                    # a new node starts, so the one before it is finished: compact it
+                    previous = next(reversed(self))
+                    set_member(self, previous, compactor.compact(get_member(self, previous)))
+                key = intern(key)  # the same id as the compacted nodes' links (compact_node)
             set_member(self, key, value)
             on_node()
 
@@ -279,8 +375,7 @@ def iter_conversations(
     open_stream: Callable[[], AbstractContextManager[BinaryIO]],
     document: str,
     *,
-    max_node_bytes: int,
-    lean_after_bytes: int,
+    limits: ReadLimits,
     compactor: NodeCompactor | None = None,
 ) -> Iterator[dict[str, Any] | None]:
     """Yield each conversation object of one JSON document; ``None`` for items that are not objects.
@@ -295,8 +390,11 @@ def iter_conversations(
     lean = False
     while True:
         try:
-            with open_stream() as stream:
-                items = _items(stream, document, lean, max_node_bytes, lean_after_bytes, compactor)
+            # closing(): the feed stops reading ahead before the stream is closed
+            with (
+                open_stream() as stream,
+                closing(_items(stream, document, lean, limits, compactor)) as items,
+            ):
                 for index, item in enumerate(items):
                     if index >= yielded:  # after a lean re-read, skip what was yielded
                         yielded += 1
@@ -312,11 +410,19 @@ def _items(
     stream: BinaryIO,
     document: str,
     lean: bool,
-    max_node_bytes: int,
-    lean_after_bytes: int,
+    limits: ReadLimits,
     compactor: NodeCompactor | None,
 ) -> Iterator[dict[str, Any] | None]:
-    feed = ParserFeed(stream, document, max_node_bytes if lean else lean_after_bytes, lean)
+    feed = ParserFeed(stream, document, limits, lean=lean)
+    try:
+        yield from _parsed_items(feed, document, lean, compactor)
+    finally:
+        feed.close()
+
+
+def _parsed_items(
+    feed: ParserFeed, document: str, lean: bool, compactor: NodeCompactor | None
+) -> Iterator[dict[str, Any] | None]:
     prefix = _item_prefix(feed.peek(_PEEK_BYTES))
     object_type = _lean_object_type(feed.mark, compactor) if lean else None
     probe: list[Any] = []

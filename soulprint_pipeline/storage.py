@@ -47,6 +47,18 @@ class ReadLimits:
     #: A conversation whose JSON outgrows this is parsed again in lean mode (see jsonstream):
     #: the fast path holds about five times a conversation's JSON size in memory.
     lean_after_bytes: int = 8 * MiB
+    #: Deepest nesting of arrays and objects: exports nest under 30 levels, and ijson's cost per
+    #: value grows with the depth (a file of nested ``[`` would cost time and memory quadratic
+    #: in its size).
+    max_depth: int = 128
+    #: Longest path of keys to a value (ijson builds it as a string for every key): exports'
+    #: are under 200 bytes; long keys would make every key below them cost that much again.
+    max_key_path_bytes: int = 1024
+    #: A conversation that opens more objects and arrays than this goes to the lean re-read too
+    #: (tiny containers cost 30-60 times their JSON size as Python objects).
+    lean_after_containers: int = 250_000
+    #: Most objects and arrays in one conversation node (ChatGPT) or message (Claude).
+    max_node_containers: int = 100_000
 
 
 class CountingFile:

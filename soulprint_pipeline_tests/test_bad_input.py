@@ -21,6 +21,7 @@ from soulprint_pipeline.errors import (
     TruncatedExportError,
     UnsafeArchiveError,
 )
+from soulprint_pipeline.jsonstream import _BLOCK_BYTES
 from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.storage import MiB, ReadLimits
 
@@ -77,8 +78,8 @@ def test_invalid_json_names_the_byte_range(tmp_path: Path) -> None:
     (path := tmp_path / "bad.json").write_bytes(bad)
     error = _expect(path, InvalidJSONError, "not valid JSON", "bad.json, between bytes")
     assert isinstance(error, InvalidJSONError) and not isinstance(error, TruncatedExportError)
-    # the fault is within one 64 KB read buffer of the offset the error names
-    assert fault <= error.offset <= fault + 64 * 1024
+    # the fault is within one read-ahead block of the offset the error names
+    assert fault <= error.offset <= fault + _BLOCK_BYTES
 
 
 def test_truncated_export(tmp_path: Path) -> None:

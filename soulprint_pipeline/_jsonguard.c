@@ -1,0 +1,272 @@
+/* A structural guard over a JSON byte stream, run before ijson sees the bytes.
+ *
+ * ijson computes, for every event, the "prefix" of its path ("item.mapping.<id>.message..."):
+ * a new string per key and per array, as long as the path. A file of a few hundred KB made of
+ * nested '[' or of very long keys therefore costs time and memory quadratic in its size, inside
+ * one read of the parser, where Python cannot intervene. This scanner tracks, in C and without
+ * the GIL, what ijson would build: the nesting depth, the length of that path, and how many
+ * containers have been opened, so the reader can refuse such a file at the byte that crosses a
+ * limit. It does not validate JSON (yajl does); on invalid input it only has to stay bounded.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_LEVELS 4096 /* the largest max_depth accepted */
+
+typedef struct {
+    PyObject_HEAD
+    int max_depth;
+    Py_ssize_t max_path;
+    /* state carried from one block to the next */
+    int in_string;
+    int escaped;       /* inside a string, the previous byte was an unescaped backslash */
+    int string_is_key;
+    Py_ssize_t string_length;
+    int expect_key;    /* inside an object, before a member's key */
+    int depth;
+    /* per open container: 1 for an object, 0 for an array; the length of its own path, and of
+     * the path its members or items are at (its path plus ".<key>" or ".item") */
+    unsigned char is_object[MAX_LEVELS];
+    Py_ssize_t path[MAX_LEVELS];
+    Py_ssize_t child_path[MAX_LEVELS];
+    long long containers; /* opened so far */
+    long long offset;     /* bytes scanned so far */
+    long long error_offset;
+} Guard;
+
+enum { GUARD_OK = 0, GUARD_TOO_DEEP = 1, GUARD_PATH_TOO_LONG = 2 };
+
+static int
+Guard_init(Guard *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"max_depth", "max_path", NULL};
+    int max_depth = 128;
+    Py_ssize_t max_path = 1024;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|in", keywords, &max_depth, &max_path)) {
+        return -1;
+    }
+    if (max_depth < 1 || max_depth >= MAX_LEVELS || max_path < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_depth must be 1-4095 and max_path positive");
+        return -1;
+    }
+    self->max_depth = max_depth;
+    self->max_path = max_path;
+    self->in_string = self->escaped = self->string_is_key = self->expect_key = 0;
+    self->string_length = 0;
+    self->depth = 0;
+    self->containers = self->offset = 0;
+    self->error_offset = -1;
+    return 0;
+}
+
+/* The path length of a new value here: its container's child path, or 0 at the top. */
+static inline Py_ssize_t
+value_path(const Guard *g)
+{
+    return g->depth ? g->child_path[g->depth - 1] : 0;
+}
+
+static int
+scan(Guard *g, const unsigned char *data, Py_ssize_t size, Py_ssize_t *stopped_at)
+{
+    Py_ssize_t i = 0;
+    Py_ssize_t quote_at = -1; /* index of the next quote at or after i, if not below i */
+    while (i < size) {
+        if (g->in_string) {
+            /* a key's bytes lengthen the path: refuse at the byte that passes the limit */
+            Py_ssize_t room = g->string_is_key
+                ? g->max_path - (g->path[g->depth - 1] + 1 + g->string_length)
+                : PY_SSIZE_T_MAX;
+            if (g->escaped) { /* the byte after a backslash, whatever it is */
+                if (room < 1) {
+                    *stopped_at = i + 1;
+                    return GUARD_PATH_TOO_LONG;
+                }
+                g->escaped = 0;
+                g->string_length++;
+                i++;
+                continue;
+            }
+            /* jump to the next quote or backslash (strings are most of an export's bytes);
+             * the quote found is remembered, so a long string full of escapes is one pass */
+            if (quote_at < i) {
+                const unsigned char *quote = memchr(data + i, '"', (size_t)(size - i));
+                quote_at = quote ? quote - data : size;
+            }
+            const unsigned char *backslash = memchr(data + i, '\\', (size_t)(quote_at - i));
+            Py_ssize_t span = backslash ? backslash - (data + i) + 1 : quote_at - i;
+            if (span > room) {
+                *stopped_at = i + room + 1;
+                return GUARD_PATH_TOO_LONG;
+            }
+            g->string_length += span;
+            i += span;
+            if (backslash) {
+                g->escaped = 1;
+                continue;
+            }
+            if (i == size) {
+                break;
+            }
+            i++; /* the closing quote */
+            g->in_string = 0;
+            if (g->string_is_key) {
+                Py_ssize_t top = g->depth - 1;
+                g->child_path[top] = g->path[top] + 1 + g->string_length;
+                g->expect_key = 0;
+            }
+            continue;
+        }
+        unsigned char c = data[i++];
+        switch (c) {
+        case '"':
+            g->in_string = 1;
+            g->string_length = 0;
+            g->string_is_key = g->depth > 0 && g->is_object[g->depth - 1] && g->expect_key;
+            break;
+        case '{':
+        case '[': {
+            if (g->depth >= g->max_depth) {
+                *stopped_at = i;
+                return GUARD_TOO_DEEP;
+            }
+            Py_ssize_t own = value_path(g);
+            int level = g->depth++;
+            g->is_object[level] = c == '{';
+            g->path[level] = own;
+            g->containers++;
+            if (c == '{') {
+                g->child_path[level] = own; /* until its first key */
+                g->expect_key = 1;
+            } else {
+                g->child_path[level] = own + 5; /* ".item" */
+                g->expect_key = 0;
+                if (own + 5 > g->max_path) {
+                    *stopped_at = i;
+                    return GUARD_PATH_TOO_LONG;
+                }
+            }
+            break;
+        }
+        case '}':
+        case ']':
+            if (g->depth > 0) {
+                g->depth--;
+            }
+            g->expect_key = 0;
+            break;
+        case ',':
+            g->expect_key = g->depth > 0 && g->is_object[g->depth - 1];
+            break;
+        default:
+            break; /* whitespace, ':', numbers, literals, or invalid bytes yajl will refuse */
+        }
+    }
+    *stopped_at = i;
+    return GUARD_OK;
+}
+
+PyDoc_STRVAR(Guard_scan_doc,
+"scan(data) -> int\n\n"
+"Scan the next bytes of the stream: 0 if every limit holds, 1 if the nesting went deeper than\n"
+"max_depth, 2 if a path grew longer than max_path; error_offset is then the stream offset of\n"
+"the byte that crossed it. Runs without the GIL.");
+
+static PyObject *
+Guard_scan(Guard *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t stopped_at = 0;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = scan(self, (const unsigned char *)view.buf, view.len, &stopped_at);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (status != GUARD_OK) {
+        self->error_offset = self->offset + stopped_at - 1;
+    }
+    self->offset += stopped_at;
+    return PyLong_FromLong(status);
+}
+
+static PyMethodDef Guard_methods[] = {
+    {"scan", (PyCFunction)Guard_scan, METH_O, Guard_scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+Guard_get_containers(Guard *self, void *closure)
+{
+    return PyLong_FromLongLong(self->containers);
+}
+
+static PyObject *
+Guard_get_offset(Guard *self, void *closure)
+{
+    return PyLong_FromLongLong(self->offset);
+}
+
+static PyObject *
+Guard_get_error_offset(Guard *self, void *closure)
+{
+    return PyLong_FromLongLong(self->error_offset);
+}
+
+static PyObject *
+Guard_get_depth(Guard *self, void *closure)
+{
+    return PyLong_FromLong(self->depth);
+}
+
+static PyGetSetDef Guard_getset[] = {
+    {"containers", (getter)Guard_get_containers, NULL, "objects and arrays opened so far", NULL},
+    {"offset", (getter)Guard_get_offset, NULL, "bytes scanned so far", NULL},
+    {"error_offset", (getter)Guard_get_error_offset, NULL,
+     "stream offset of the byte that crossed a limit, or -1", NULL},
+    {"depth", (getter)Guard_get_depth, NULL, "containers open now", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject GuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "soulprint_pipeline._jsonguard.StructureGuard",
+    .tp_doc = PyDoc_STR("StructureGuard(max_depth=128, max_path=1024): see the module doc."),
+    .tp_basicsize = sizeof(Guard),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Guard_init,
+    .tp_methods = Guard_methods,
+    .tp_getset = Guard_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "soulprint_pipeline._jsonguard",
+    .m_doc = PyDoc_STR(
+        "Tracks the nesting depth, path length and container count ijson would build from a "
+        "JSON byte stream, so hostile structure is refused before it is parsed."),
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__jsonguard(void)
+{
+    if (PyType_Ready(&GuardType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&GuardType);
+    if (PyModule_AddObject(m, "StructureGuard", (PyObject *)&GuardType) < 0) {
+        Py_DECREF(&GuardType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
