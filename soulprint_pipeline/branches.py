@@ -18,7 +18,7 @@ def walk_back(nodes: Mapping[str, Any], leaf: str, parent_key: str) -> list[tupl
     while isinstance(node_id, str) and node_id in nodes and node_id not in seen:
         seen.add(node_id)
         node = nodes[node_id]
-        if not isinstance(node, dict):
+        if not callable(getattr(node, "get", None)):  # a JSON object, or a compacted node
             break
         path.append((node_id, node))
         node_id = node.get(parent_key)

@@ -9,10 +9,11 @@ reasoning messages are not part of the conversation a person read.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from soulprint_pipeline.branches import walk_back
 from soulprint_pipeline.rows import (
@@ -45,9 +46,31 @@ _ASSET_PLACEHOLDERS = {
 }
 
 
+class CompactNode(NamedTuple):
+    """A finished node of a huge conversation, reduced to what linearizing needs (see
+    :func:`compact_node`): a third of a dict's memory, read through the same ``get``."""
+
+    parent: Any
+    children: Any
+    result: Message | str | None  # what classify() made of its message, or None
+    created_at: float | None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``parent`` and ``children`` as a node dict has them; nothing else."""
+        if key == "parent":
+            return self.parent
+        if key == "children":
+            return self.children
+        return default
+
+
+#: What a mapping node can be once parsed: a JSON object, or a compacted one.
+_NODE_TYPES = (dict, CompactNode)
+
+
 def _node_time(node: Any) -> float:
-    if isinstance(node, dict) and _TIME in node:
-        return _NEG_INF if node[_TIME] is None else node[_TIME]
+    if node.__class__ is CompactNode:
+        return _NEG_INF if node.created_at is None else node.created_at
     message = node.get("message") if isinstance(node, dict) else None
     if isinstance(message, dict):
         created = number(message.get("create_time"))
@@ -57,8 +80,10 @@ def _node_time(node: Any) -> float:
 
 
 def _children(node: Any) -> list[str]:
-    children = node.get("children") if isinstance(node, dict) else None
-    return [child for child in children if isinstance(child, str)] if type(children) is list else []
+    children = node.get("children") if isinstance(node, _NODE_TYPES) else None
+    if type(children) is list or type(children) is tuple:  # a compacted node's are a tuple
+        return [child for child in children if isinstance(child, str)]
+    return []
 
 
 def _newest_leaf(mapping: dict[str, Any]) -> str | None:
@@ -70,7 +95,7 @@ def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     leaves = [
         node_id
         for node_id, node in mapping.items()
-        if isinstance(node, dict) and not any(child in mapping for child in _children(node))
+        if isinstance(node, _NODE_TYPES) and not any(child in mapping for child in _children(node))
     ]
     if not leaves:
         return None
@@ -80,8 +105,8 @@ def _newest_leaf(mapping: dict[str, Any]) -> str | None:
     roots = [
         node_id
         for node_id, node in mapping.items()
-        if isinstance(node, dict)
-        and not (isinstance(node.get("parent"), str) and node["parent"] in mapping)
+        if isinstance(node, _NODE_TYPES)
+        and not (isinstance(node.get("parent"), str) and node.get("parent") in mapping)
     ]
     node_id = roots[0] if roots else leaves[-1]
     seen: set[str] = set()
@@ -105,7 +130,7 @@ def active_path(mapping: dict[str, Any], current_node: Any) -> list[tuple[str, d
     node = mapping.get(leaf) if isinstance(leaf, str) else None
     limit = len(mapping)  # a walk longer than there are nodes has met a cycle
     while node is not None:
-        if node.__class__ is not dict and not isinstance(node, dict):
+        if node.__class__ is not dict and not isinstance(node, _NODE_TYPES):
             break
         if len(path) == limit:
             return walk_back(mapping, leaf, "parent")  # met a cycle: walk it carefully
@@ -247,11 +272,6 @@ def classify(message: dict[str, Any]) -> Message | str:
     return Message(message_id, role, content_type, text, created_at, slug)
 
 
-#: Keys of a compacted node (see :func:`compact_node`); not JSON keys of any export.
-_RESULT = "\x00result"
-_TIME = "\x00time"
-
-
 def compact_node(node: Any, keep_text: Callable[[str], Any]) -> Any:
     """A finished mapping node reduced to what linearizing needs: links, time and its result.
 
@@ -268,13 +288,32 @@ def compact_node(node: Any, keep_text: Callable[[str], Any]) -> Any:
         result = classify(message)
         created_at = number(message.get("create_time"))
         if isinstance(result, Message):
-            result = result._replace(text=keep_text(result.text))
-    return {
-        "parent": node.get("parent"),
-        "children": node.get("children"),
-        _RESULT: result,
-        _TIME: created_at,
-    }
+            message_id, role, content_type, text, created, slug = result
+            # A huge conversation is tens of thousands of nodes, each naming its id up to four
+            # times (key, message id, a child's parent, its parent's children) and a role,
+            # type and model: one shared string for each, not one per mention.
+            result = _new_message(
+                (
+                    _shared(message_id),
+                    _shared(role),
+                    _shared(content_type),
+                    keep_text(text),
+                    created,
+                    _shared(slug),
+                )
+            )
+    children = node.get("children")
+    return CompactNode(
+        _shared(node.get("parent")),
+        tuple(map(_shared, children)) if type(children) is list else children,
+        result,
+        created_at,
+    )
+
+
+def _shared(value: Any) -> Any:
+    """``value``, interned if it is a string (see compact_node)."""
+    return sys.intern(value) if type(value) is str else value
 
 
 def linearize(
@@ -293,8 +332,8 @@ def linearize(
         return None
     messages = []
     for node_id, node in active_path(mapping, conversation.get("current_node")):
-        if _RESULT in node:
-            result = node[_RESULT]
+        if node.__class__ is CompactNode:
+            result = node.result
         else:
             message = node.get("message")
             result = classify(message) if isinstance(message, dict) else None

@@ -80,8 +80,12 @@ def _newest_leaf(by_id: dict[str, dict[str, Any]]) -> str | None:
     """The branch the app shows when the conversation names none: its newest leaf, by time (the
     last one listed among equals). ``None`` when the messages are not linked into a tree (the
     older bulk export)."""
-    parents = {m.get("parent_message_uuid") for m in by_id.values()}
-    if not any(parent in by_id for parent in parents if isinstance(parent, str)):
+    parents = {
+        parent
+        for parent in (m.get("parent_message_uuid") for m in by_id.values())
+        if isinstance(parent, str)
+    }
+    if parents.isdisjoint(by_id):
         return None
     leaves = [message_id for message_id in by_id if message_id not in parents]
     if not leaves:

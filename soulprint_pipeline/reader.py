@@ -128,7 +128,7 @@ class ExportReader:
         limits: ReadLimits | None = None,
         storage_options: dict[str, Any] | None = None,
         batch_rows: int = 50_000,
-        batch_text_chars: int = 2 * 1024 * 1024,
+        batch_text_chars: int = 1024 * 1024,
         on_progress: ProgressCallback | None = None,
         workers: int = 1,
         only_document: str | None = None,
@@ -178,8 +178,7 @@ class ExportReader:
                 for item in iter_conversations(
                     open_stream,
                     name,
-                    max_node_bytes=self.limits.max_node_bytes,
-                    lean_after_bytes=self.limits.lean_after_bytes,
+                    limits=self.limits,
                     compactor=compactor,
                 ):
                     stats.bytes_read = export.bytes_read
@@ -190,6 +189,9 @@ class ExportReader:
                         continue
                     stats.conversations += 1
                     conversation = self._linearize(item)
+                    # the parse's frames still hold the item while its rows are batched: its
+                    # mapping (tens of MB for a huge conversation) is not needed any more
+                    item.clear()
                     if conversation is not None:
                         yield conversation
             # all of it, unless this reads one document of several (a worker's share)

@@ -1170,8 +1170,11 @@ class _Conversation:
 class _Generator:
     """Writes conversations one at a time from a seeded random stream."""
 
-    def __init__(self, seed: int | str, start_time: float = _NEWEST_TIME) -> None:
+    def __init__(
+        self, seed: int | str, start_time: float = _NEWEST_TIME, giant_pastes: bool = True
+    ) -> None:
         self.rng = random.Random(seed)
+        self.giant_pastes = giant_pastes  # the giant conversation: long pastes, or short turns
         self.pool = _pool()
         self.index = 0
         self.time = start_time
@@ -1310,7 +1313,7 @@ class _Generator:
                 if giant_bytes > 0:
                     if conv.lower_bound >= giant_bytes:
                         break
-                    paste = rng.random() < 0.7
+                    paste = self.giant_pastes and rng.random() < 0.7
                 else:
                     if done >= turns or conv.estimate >= budget:
                         break
@@ -1403,17 +1406,30 @@ def write_chatgpt_json(
     seed: int = 0,
     giant_conversation_bytes: int = 0,
     wrapped: bool = False,
+    giant_shape: str = "pastes",
 ) -> ExportTruth:
     """Stream a ChatGPT conversations.json of about ``target_bytes`` into ``out``.
 
     The file is a top-level JSON array, or ``{"conversations": [...]}`` when ``wrapped``.
-    ``giant_conversation_bytes > 0`` makes the FIRST conversation at least that big (many
-    long pasted-document messages, the way real long-running chats are). The same arguments
-    always produce the same bytes. Returns the ground truth about what was written.
+    ``giant_conversation_bytes > 0`` makes the FIRST conversation at least that big: of many
+    long pasted-document messages (``giant_shape="pastes"``, the way real long-running chats
+    are), or of tens of thousands of ordinary turns (``"turns"``). The same arguments always
+    produce the same bytes. Returns the ground truth about what was written.
     """
     truth = ExportTruth()
-    _write_stream(out, truth, _Generator(seed), target_bytes, giant_conversation_bytes, wrapped)
+    generator = _Generator(seed, giant_pastes=_giant_pastes(giant_shape))
+    _write_stream(out, truth, generator, target_bytes, giant_conversation_bytes, wrapped)
     return truth
+
+
+#: What the giant conversation is made of (see write_chatgpt_json).
+GIANT_SHAPES = ("pastes", "turns")
+
+
+def _giant_pastes(giant_shape: str) -> bool:
+    if giant_shape not in GIANT_SHAPES:
+        raise ValueError(f"unknown giant shape {giant_shape!r}; expected one of {GIANT_SHAPES}")
+    return giant_shape == "pastes"
 
 
 def _write_stream(
@@ -1448,8 +1464,10 @@ def write_export(
     seed: int = 0,
     giant_conversation_bytes: int = 0,
     shards: int = 3,
+    giant_shape: str = "pastes",
 ) -> ExportTruth:
-    """Write a synthetic ChatGPT export to the local ``path``.
+    """Write a synthetic ChatGPT export to the local ``path`` (``giant_*``: see
+    :func:`write_chatgpt_json`).
 
     ``fmt`` is one of:
 
@@ -1477,11 +1495,16 @@ def write_export(
                 seed=seed,
                 giant_conversation_bytes=giant,
                 wrapped=fmt == "wrapped",
+                giant_shape=giant_shape,
             )
     if fmt == "gzip":
         with gzip.open(path, "wb", compresslevel=6) as out:
             return write_chatgpt_json(
-                out, target_bytes=target_bytes, seed=seed, giant_conversation_bytes=giant
+                out,
+                target_bytes=target_bytes,
+                seed=seed,
+                giant_conversation_bytes=giant,
+                giant_shape=giant_shape,
             )
     truth = ExportTruth()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -1493,7 +1516,11 @@ def write_export(
             order = list(range(1, shards)) + [0]  # e.g. 001, 002, 000: not sorted by name
             per_shard = target_bytes // shards
             for shard in order:
-                gen = _Generator(f"{seed}:shard:{shard}", _NEWEST_TIME - shard * 86400.0 * 120)
+                gen = _Generator(
+                    f"{seed}:shard:{shard}",
+                    _NEWEST_TIME - shard * 86400.0 * 120,
+                    giant_pastes=_giant_pastes(giant_shape),
+                )
                 name = f"conversations-{shard:03d}.json"
                 with archive.open(name, "w", force_zip64=True) as member:
                     _write_stream(
@@ -1501,7 +1528,8 @@ def write_export(
                     )
         else:
             with archive.open(folder + "conversations.json", "w", force_zip64=True) as member:
-                _write_stream(member, truth, _Generator(seed), target_bytes, giant, wrapped=False)
+                gen = _Generator(seed, giant_pastes=_giant_pastes(giant_shape))
+                _write_stream(member, truth, gen, target_bytes, giant, wrapped=False)
         archive.writestr(folder + "chat.html", _CHAT_HTML)
     return truth
 
@@ -1549,6 +1577,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="make the first conversation at least this big, e.g. 100MB",
     )
+    parser.add_argument(
+        "--giant-shape",
+        choices=GIANT_SHAPES,
+        default="pastes",
+        help="the giant conversation: long pasted documents, or many short turns",
+    )
     parser.add_argument("--shards", type=int, default=3, help="members for zip-sharded")
     args = parser.parse_args(argv)
     began = time.perf_counter()
@@ -1559,6 +1593,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         giant_conversation_bytes=args.giant,
         shards=args.shards,
+        giant_shape=args.giant_shape,
     )
     elapsed = time.perf_counter() - began
     print(json.dumps(asdict(truth)))
