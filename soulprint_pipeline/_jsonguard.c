@@ -88,14 +88,25 @@ scan(Guard *g, const unsigned char *data, Py_ssize_t size, Py_ssize_t *stopped_a
                 i++;
                 continue;
             }
-            /* jump to the next quote or backslash (strings are most of an export's bytes);
-             * the quote found is remembered, so a long string full of escapes is one pass */
-            if (quote_at < i) {
-                const unsigned char *quote = memchr(data + i, '"', (size_t)(size - i));
-                quote_at = quote ? quote - data : size;
+            /* the next quote or backslash: byte by byte for the first few (keys, ids and
+             * labels are short), then with memchr (texts are most of an export's bytes); the
+             * quote found is remembered, so a long string full of escapes is one pass */
+            Py_ssize_t stop = i;
+            Py_ssize_t short_end = size - i > 32 ? i + 32 : size;
+            while (stop < short_end && data[stop] != '"' && data[stop] != '\\') {
+                stop++;
             }
-            const unsigned char *backslash = memchr(data + i, '\\', (size_t)(quote_at - i));
-            Py_ssize_t span = backslash ? backslash - (data + i) + 1 : quote_at - i;
+            if (stop == short_end && stop < size) {
+                if (quote_at < stop) {
+                    const unsigned char *quote = memchr(data + stop, '"', (size_t)(size - stop));
+                    quote_at = quote ? quote - data : size;
+                }
+                const unsigned char *backslash =
+                    memchr(data + stop, '\\', (size_t)(quote_at - stop));
+                stop = backslash ? backslash - data : quote_at;
+            }
+            int backslash = stop < size && data[stop] == '\\';
+            Py_ssize_t span = stop - i + backslash;
             if (span > room) {
                 *stopped_at = i + room + 1;
                 return GUARD_PATH_TOO_LONG;

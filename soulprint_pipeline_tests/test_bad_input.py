@@ -78,7 +78,7 @@ def test_invalid_json_names_the_byte_range(tmp_path: Path) -> None:
     (path := tmp_path / "bad.json").write_bytes(bad)
     error = _expect(path, InvalidJSONError, "not valid JSON", "bad.json, between bytes")
     assert isinstance(error, InvalidJSONError) and not isinstance(error, TruncatedExportError)
-    # the fault is within one read-ahead block of the offset the error names
+    # the fault is within one block fed to the parser of the offset the error names
     assert fault <= error.offset <= fault + _BLOCK_BYTES
 
 
