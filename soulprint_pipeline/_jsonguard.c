@@ -11,6 +11,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_LEVELS 4096 /* the largest max_depth accepted */
 
@@ -67,6 +70,48 @@ value_path(const Guard *g)
     return g->depth ? g->child_path[g->depth - 1] : 0;
 }
 
+/* The index of the next '"' or '\\' at or after i (size if none): sixteen bytes at a time where
+ * SSE2 is there (every x86-64), else byte by byte for the first few (keys, ids and labels are
+ * short) and then with memchr (texts are most of an export's bytes). *quote_at remembers the
+ * next quote found, so a long string full of escapes is still one pass. */
+static inline Py_ssize_t
+next_quote_or_backslash(const unsigned char *data, Py_ssize_t i, Py_ssize_t size,
+                        Py_ssize_t *quote_at)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    while (i + 16 <= size) {
+        __m128i chunk = _mm_loadu_si128((const __m128i *)(data + i));
+        int mask = _mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+        if (mask) {
+            return i + __builtin_ctz((unsigned int)mask);
+        }
+        i += 16;
+    }
+    while (i < size && data[i] != '"' && data[i] != '\\') {
+        i++;
+    }
+    (void)quote_at;
+    return i;
+#else
+    Py_ssize_t short_end = size - i > 32 ? i + 32 : size;
+    while (i < short_end && data[i] != '"' && data[i] != '\\') {
+        i++;
+    }
+    if (i < short_end || i == size) {
+        return i;
+    }
+    if (*quote_at < i) {
+        const unsigned char *found = memchr(data + i, '"', (size_t)(size - i));
+        *quote_at = found ? found - data : size;
+    }
+    const unsigned char *found = memchr(data + i, '\\', (size_t)(*quote_at - i));
+    return found ? found - data : *quote_at;
+#endif
+}
+
 static int
 scan(Guard *g, const unsigned char *data, Py_ssize_t size, Py_ssize_t *stopped_at)
 {
@@ -88,23 +133,7 @@ scan(Guard *g, const unsigned char *data, Py_ssize_t size, Py_ssize_t *stopped_a
                 i++;
                 continue;
             }
-            /* the next quote or backslash: byte by byte for the first few (keys, ids and
-             * labels are short), then with memchr (texts are most of an export's bytes); the
-             * quote found is remembered, so a long string full of escapes is one pass */
-            Py_ssize_t stop = i;
-            Py_ssize_t short_end = size - i > 32 ? i + 32 : size;
-            while (stop < short_end && data[stop] != '"' && data[stop] != '\\') {
-                stop++;
-            }
-            if (stop == short_end && stop < size) {
-                if (quote_at < stop) {
-                    const unsigned char *quote = memchr(data + stop, '"', (size_t)(size - stop));
-                    quote_at = quote ? quote - data : size;
-                }
-                const unsigned char *backslash =
-                    memchr(data + stop, '\\', (size_t)(quote_at - stop));
-                stop = backslash ? backslash - data : quote_at;
-            }
+            Py_ssize_t stop = next_quote_or_backslash(data, i, size, &quote_at);
             int backslash = stop < size && data[stop] == '\\';
             Py_ssize_t span = stop - i + backslash;
             if (span > room) {
