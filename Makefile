@@ -11,7 +11,7 @@ export DAGSTER_HOME
 
 .PHONY: install test lint bench demo dev clean
 
-$(INSTALLED): pyproject.toml soulprint_pipeline/_jsonguard.c
+$(INSTALLED): pyproject.toml soulprint_pipeline/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is needed (found $$($(PYTHON) --version)); set PYTHON=..."; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

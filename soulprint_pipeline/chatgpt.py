@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
+from soulprint_pipeline._native import common_case, register_types
 from soulprint_pipeline.branches import walk_back
 from soulprint_pipeline.rows import (
     CUSTOM_INSTRUCTIONS,
@@ -189,6 +190,8 @@ def _blank(text: str) -> bool:
 
 
 _new_message = partial(tuple.__new__, Message)  # skips NamedTuple's Python-level __new__
+_NEVER_VISIBLE_REASONS = {kind: f"message:{why}" for kind, why in _NEVER_VISIBLE_TYPES.items()}
+register_types(Message, _NEVER_VISIBLE_REASONS)
 _EMPTY: dict[str, Any] = {}
 
 
@@ -197,40 +200,23 @@ def classify(message: dict[str, Any]) -> Message | str:
 
     A reason is a ``skipped`` counter key; an unknown content type is ``"unknown:<type>"``.
     """
+    common = common_case(message)  # a text turn or a thought, in C (see _native.c)
+    if common is not None:
+        return common
     get = message.get
-    # isinstance() is the slow part of a hot path: plain dicts are checked by type first
     content = get("content")
-    if type(content) is not dict and not isinstance(content, dict):
+    if not isinstance(content, dict):
         content = _EMPTY
     author = get("author")
-    if type(author) is not dict and not isinstance(author, dict):
+    if not isinstance(author, dict):
         author = _EMPTY
     metadata = get("metadata")
-    if type(metadata) is not dict and not isinstance(metadata, dict):
+    if not isinstance(metadata, dict):
         metadata = _EMPTY
     content_type = _label(content.get("content_type"))
     role = author.get("role")
     recipient = get("recipient") or "all"
-    created_at = get("create_time")
-    if type(created_at) is not float:
-        created_at = number(created_at)
-
-    # The common case first: a plain text turn between the person and the assistant.
-    if (
-        content_type == "text"
-        and recipient == "all"
-        and (role == "user" or role == "assistant")
-        and not metadata.get("is_visually_hidden_from_conversation")
-    ):
-        parts = content.get("parts")
-        if type(parts) is list and len(parts) == 1 and type(parts[0]) is str:
-            text = parts[0]
-        else:
-            text = _content_text(content, content_type)
-        if not text or text.isspace():
-            return "message:empty"
-        slug = metadata.get("model_slug") if role == "assistant" else None
-        return _new_message((get("id"), role, "text", text, created_at, slug))
+    created_at = number(get("create_time"))
 
     message_id = message.get("id")
     if content_type == "user_editable_context":
@@ -257,8 +243,8 @@ def classify(message: dict[str, Any]) -> Message | str:
         role = "user"
     if recipient != "all":
         return "message:not_for_the_person"
-    if content_type in _NEVER_VISIBLE_TYPES:
-        return f"message:{_NEVER_VISIBLE_TYPES[content_type]}"
+    if content_type in _NEVER_VISIBLE_REASONS:
+        return _NEVER_VISIBLE_REASONS[content_type]
     if content_type not in _TEXT_TYPES:
         return f"unknown:{content_type and content_type[:40]}"  # a label, kept short
     if role == "tool" and content_type not in _TOOL_VISIBLE_TYPES:

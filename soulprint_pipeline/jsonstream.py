@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Protocol
 
 import ijson
 
-from soulprint_pipeline._jsonguard import StructureGuard
+from soulprint_pipeline._native import StructureGuard
 from soulprint_pipeline.errors import (
     EmptyExportError,
     EncodingError,

@@ -18,7 +18,7 @@ import ijson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from soulprint_pipeline._jsonguard import StructureGuard
+from soulprint_pipeline._native import StructureGuard
 
 from soulprint_pipeline.errors import StructureLimitError
 from soulprint_pipeline.reader import ExportReader

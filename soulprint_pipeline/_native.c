@@ -1,4 +1,7 @@
-/* A structural guard over a JSON byte stream, run before ijson sees the bytes.
+/* The reader's two hot loops in C: the structure guard, and the common case of classifying
+ * a ChatGPT message.
+ *
+ * 1. StructureGuard, over a JSON byte stream, run before ijson sees the bytes.
  *
  * ijson computes, for every event, the "prefix" of its path ("item.mapping.<id>.message..."):
  * a new string per key and per array, as long as the path. A file of a few hundred KB made of
@@ -273,7 +276,7 @@ static PyGetSetDef Guard_getset[] = {
 
 static PyTypeObject GuardType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "soulprint_pipeline._jsonguard.StructureGuard",
+    .tp_name = "soulprint_pipeline._native.StructureGuard",
     .tp_doc = PyDoc_STR("StructureGuard(max_depth=128, max_path=1024): see the module doc."),
     .tp_basicsize = sizeof(Guard),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -283,19 +286,176 @@ static PyTypeObject GuardType = {
     .tp_getset = Guard_getset,
 };
 
+/* 2. common_case(message): the common cases of chatgpt.classify, which it calls first.
+ *
+ * A plain text turn between the person and the assistant (content_type "text", one string
+ * part, to everyone, not hidden) gives its Message; a message to everyone, not hidden, whose
+ * content type the person never sees (thoughts, reasoning recaps...) gives its skip reason.
+ * Anything else, including every shape that is odd in any way, is None, and chatgpt.classify
+ * decides in Python; so these are exact shortcuts of two of its branches, never a second set
+ * of rules. */
+
+static PyObject *message_type = NULL; /* rows.Message, a tuple subclass */
+static PyObject *never_visible = NULL; /* {content type: skip reason} */
+static PyObject *str_id, *str_role, *str_content, *str_author, *str_metadata, *str_recipient,
+    *str_create_time, *str_content_type, *str_parts, *str_hidden, *str_model_slug;
+
+static inline PyObject *
+member(PyObject *dict, PyObject *key)
+{
+    return dict != NULL && PyDict_Check(dict) ? PyDict_GetItemWithError(dict, key) : NULL;
+}
+
+static int
+is_ascii_string(PyObject *value, const char *text)
+{
+    return value != NULL && PyUnicode_CheckExact(value) &&
+           PyUnicode_CompareWithASCIIString(value, text) == 0;
+}
+
+static PyObject *
+common_case(PyObject *module, PyObject *message)
+{
+    if (message_type == NULL || !PyDict_Check(message)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *content = member(message, str_content);
+    PyObject *author = member(message, str_author);
+    PyObject *metadata = member(message, str_metadata);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (content == NULL || !PyDict_Check(content) || author == NULL || !PyDict_Check(author)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *content_type = member(content, str_content_type);
+    if (content_type == NULL || !PyUnicode_CheckExact(content_type)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *skip_reason = NULL;
+    if (PyUnicode_CompareWithASCIIString(content_type, "text") != 0) {
+        skip_reason = PyDict_GetItemWithError(never_visible, content_type);
+        if (skip_reason == NULL) {
+            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        }
+    }
+    PyObject *role = member(author, str_role);
+    int assistant = is_ascii_string(role, "assistant");
+    if (!assistant && !is_ascii_string(role, "user") &&
+        !(skip_reason != NULL && is_ascii_string(role, "tool"))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *recipient = member(message, str_recipient);
+    if (recipient != NULL && recipient != Py_None &&
+        !(PyUnicode_CheckExact(recipient) &&
+          (PyUnicode_GET_LENGTH(recipient) == 0 ||
+           PyUnicode_CompareWithASCIIString(recipient, "all") == 0))) {
+        Py_RETURN_NONE; /* for a tool, or an odd value: Python decides */
+    }
+    if (metadata != NULL && !PyDict_Check(metadata)) {
+        metadata = NULL; /* damaged: read as empty, as classify does */
+    }
+    PyObject *hidden = member(metadata, str_hidden);
+    if (hidden != NULL && hidden != Py_False && hidden != Py_None) {
+        Py_RETURN_NONE;
+    }
+    if (skip_reason != NULL) {
+        return Py_NewRef(skip_reason);
+    }
+    PyObject *created = member(message, str_create_time);
+    if (created == NULL) {
+        created = Py_None;
+    } else if (created != Py_None && !PyFloat_CheckExact(created)) {
+        Py_RETURN_NONE; /* an integer, a string...: rows.number decides */
+    }
+    PyObject *parts = member(content, str_parts);
+    if (parts == NULL || !PyList_CheckExact(parts) || PyList_GET_SIZE(parts) != 1) {
+        Py_RETURN_NONE;
+    }
+    PyObject *text = PyList_GET_ITEM(parts, 0);
+    if (!PyUnicode_CheckExact(text) || PyUnicode_GET_LENGTH(text) == 0 ||
+        Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, 0))) {
+        Py_RETURN_NONE; /* empty or blank-looking: Python tells which */
+    }
+    PyObject *slug = assistant ? member(metadata, str_model_slug) : NULL;
+    PyObject *message_id = member(message, str_id);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *fields = PyTuple_Pack(6, message_id ? message_id : Py_None, role, content_type,
+                                    text, created, slug ? slug : Py_None);
+    if (fields == NULL) {
+        return NULL;
+    }
+    PyObject *args = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyTuple_Type.tp_new((PyTypeObject *)message_type, args, NULL);
+    Py_DECREF(args);
+    return result;
+}
+
+static PyObject *
+register_types(PyObject *module, PyObject *args)
+{
+    PyObject *type, *reasons;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyDict_Type, &reasons)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the message type must be a tuple subclass");
+        return NULL;
+    }
+    Py_XSETREF(message_type, Py_NewRef(type));
+    Py_XSETREF(never_visible, Py_NewRef(reasons));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"common_case", (PyCFunction)common_case, METH_O,
+     PyDoc_STR("common_case(message) -> Message, skip reason or None: see chatgpt.classify.")},
+    {"register_types", (PyCFunction)register_types, METH_VARARGS,
+     PyDoc_STR("register_types(Message, {content type: skip reason}): what common_case "
+               "returns.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+intern_names(void)
+{
+    struct { PyObject **slot; const char *name; } names[] = {
+        {&str_id, "id"}, {&str_role, "role"}, {&str_content, "content"},
+        {&str_author, "author"}, {&str_metadata, "metadata"}, {&str_recipient, "recipient"},
+        {&str_create_time, "create_time"}, {&str_content_type, "content_type"},
+        {&str_parts, "parts"}, {&str_hidden, "is_visually_hidden_from_conversation"},
+        {&str_model_slug, "model_slug"},
+    };
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        *names[k].slot = PyUnicode_InternFromString(names[k].name);
+        if (*names[k].slot == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "soulprint_pipeline._jsonguard",
+    .m_name = "soulprint_pipeline._native",
+    .m_methods = module_methods,
     .m_doc = PyDoc_STR(
-        "Tracks the nesting depth, path length and container count ijson would build from a "
-        "JSON byte stream, so hostile structure is refused before it is parsed."),
+        "The reader's hot loops: StructureGuard, which tracks the nesting depth, path length and "
+        "container count ijson would build from a JSON byte stream, and common_case, the common "
+        "cases of classifying a ChatGPT message."),
     .m_size = -1,
 };
 
 PyMODINIT_FUNC
-PyInit__jsonguard(void)
+PyInit__native(void)
 {
-    if (PyType_Ready(&GuardType) < 0) {
+    if (PyType_Ready(&GuardType) < 0 || intern_names() < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
