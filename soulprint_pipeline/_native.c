@@ -297,6 +297,7 @@ static PyTypeObject GuardType = {
 
 static PyObject *message_type = NULL; /* rows.Message, a tuple subclass */
 static PyObject *never_visible = NULL; /* {content type: skip reason} */
+static PyObject *str_unknown_prefix, *one;
 static PyObject *str_id, *str_role, *str_content, *str_author, *str_metadata, *str_recipient,
     *str_create_time, *str_content_type, *str_parts, *str_hidden, *str_model_slug;
 
@@ -397,6 +398,174 @@ common_case(PyObject *module, PyObject *message)
     return result;
 }
 
+/* 3. branch_messages(mapping, current_node, classify, skipped): chatgpt.linearize's loop.
+ *
+ * Walks a plain mapping from current_node back to the root, classifies each node's message
+ * (common_case, else the Python classify) and returns the visible messages in order, counting
+ * the skipped ones into the skipped Counter. Returns None, having counted nothing, whenever
+ * the Python walk has something to decide: a current node missing from the mapping (the
+ * newest leaf), a cycle, a compacted or odd node, an unknown content type, an id that is not
+ * a string. */
+
+static PyObject *str_message, *str_parent;
+
+static PyObject *
+with_message_id(PyObject *result, PyObject *node_id)
+{
+    PyObject *fields = PyTuple_New(PyTuple_GET_SIZE(result));
+    if (fields == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(result); k++) {
+        PyObject *value = k == 0 ? node_id : PyTuple_GET_ITEM(result, k);
+        PyTuple_SET_ITEM(fields, k, Py_NewRef(value));
+    }
+    PyObject *args = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *message = PyTuple_Type.tp_new((PyTypeObject *)message_type, args, NULL);
+    Py_DECREF(args);
+    return message;
+}
+
+static PyObject *
+branch_messages(PyObject *module, PyObject *args)
+{
+    PyObject *mapping, *current, *classify, *skipped;
+    if (!PyArg_ParseTuple(args, "OOOO", &mapping, &current, &classify, &skipped)) {
+        return NULL;
+    }
+    if (message_type == NULL || !PyDict_CheckExact(mapping) || !PyUnicode_CheckExact(current) ||
+        !PyDict_Check(skipped)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *node = PyDict_GetItemWithError(mapping, current);
+    if (node == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    Py_ssize_t limit = PyDict_GET_SIZE(mapping);
+    PyObject *path = PyList_New(0); /* (node id, node) from the leaf up, borrowed from mapping */
+    PyObject *results = NULL, *messages = NULL;
+    if (path == NULL) {
+        return NULL;
+    }
+    PyObject *node_id = current;
+    while (node != NULL) {
+        if (!PyDict_CheckExact(node)) {
+            if (PyDict_Check(node)) {
+                goto defer; /* a dict subclass: the Python walk */
+            }
+            break; /* not an object: the branch ends here, as in active_path */
+        }
+        if (PyList_GET_SIZE(path) == limit) {
+            goto defer; /* a cycle */
+        }
+        PyObject *pair = PyTuple_Pack(2, node_id, node);
+        if (pair == NULL || PyList_Append(path, pair) < 0) {
+            Py_XDECREF(pair);
+            goto error;
+        }
+        Py_DECREF(pair);
+        node_id = PyDict_GetItemWithError(node, str_parent);
+        if (node_id == NULL || !PyUnicode_Check(node_id)) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            break;
+        }
+        node = PyDict_GetItemWithError(mapping, node_id);
+        if (node == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+    }
+    /* classify, root first; nothing is counted until the whole branch is known to be plain */
+    results = PyList_New(0);
+    messages = PyList_New(0);
+    if (results == NULL || messages == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t k = PyList_GET_SIZE(path) - 1; k >= 0; k--) {
+        PyObject *pair = PyList_GET_ITEM(path, k);
+        PyObject *message = PyDict_GetItemWithError(PyTuple_GET_ITEM(pair, 1), str_message);
+        if (message == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            continue;
+        }
+        if (!PyDict_Check(message)) {
+            continue;
+        }
+        PyObject *result = common_case(module, message);
+        if (result == Py_None) {
+            Py_DECREF(result);
+            result = PyObject_CallOneArg(classify, message);
+        }
+        if (result == NULL) {
+            goto error;
+        }
+        if (PyUnicode_Check(result)) {
+            int unknown = PyUnicode_Tailmatch(result, str_unknown_prefix, 0, PY_SSIZE_T_MAX, -1);
+            if (unknown != 0 || PyList_Append(results, result) < 0) {
+                Py_DECREF(result);
+                if (unknown == 1) {
+                    goto defer;
+                }
+                goto error;
+            }
+            Py_DECREF(result);
+            continue;
+        }
+        if (result == Py_None) {
+            Py_DECREF(result);
+            continue;
+        }
+        PyObject *message_id = PyTuple_GET_ITEM(result, 0);
+        if (message_id == Py_None) {
+            Py_SETREF(result, with_message_id(result, PyTuple_GET_ITEM(pair, 0)));
+            if (result == NULL) {
+                goto error;
+            }
+        } else if (!PyUnicode_CheckExact(message_id)) {
+            Py_DECREF(result);
+            goto defer; /* a number, or damage: id_text decides */
+        }
+        int appended = PyList_Append(messages, result);
+        Py_DECREF(result);
+        if (appended < 0) {
+            goto error;
+        }
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(results); k++) {
+        PyObject *reason = PyList_GET_ITEM(results, k);
+        PyObject *count = PyDict_GetItemWithError(skipped, reason);
+        if (count == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+        PyObject *more = count ? PyNumber_Add(count, one) : Py_NewRef(one);
+        if (more == NULL || PyDict_SetItem(skipped, reason, more) < 0) {
+            Py_XDECREF(more);
+            goto error;
+        }
+        Py_DECREF(more);
+    }
+    Py_DECREF(path);
+    Py_DECREF(results);
+    return messages;
+defer:
+    Py_DECREF(path);
+    Py_XDECREF(results);
+    Py_XDECREF(messages);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(path);
+    Py_XDECREF(results);
+    Py_XDECREF(messages);
+    return NULL;
+}
+
 static PyObject *
 register_types(PyObject *module, PyObject *args)
 {
@@ -416,6 +585,9 @@ register_types(PyObject *module, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"common_case", (PyCFunction)common_case, METH_O,
      PyDoc_STR("common_case(message) -> Message, skip reason or None: see chatgpt.classify.")},
+    {"branch_messages", (PyCFunction)branch_messages, METH_VARARGS,
+     PyDoc_STR("branch_messages(mapping, current_node, classify, skipped) -> list or None: "
+               "see chatgpt.linearize.")},
     {"register_types", (PyCFunction)register_types, METH_VARARGS,
      PyDoc_STR("register_types(Message, {content type: skip reason}): what common_case "
                "returns.")},
@@ -430,7 +602,8 @@ intern_names(void)
         {&str_author, "author"}, {&str_metadata, "metadata"}, {&str_recipient, "recipient"},
         {&str_create_time, "create_time"}, {&str_content_type, "content_type"},
         {&str_parts, "parts"}, {&str_hidden, "is_visually_hidden_from_conversation"},
-        {&str_model_slug, "model_slug"},
+        {&str_model_slug, "model_slug"}, {&str_message, "message"}, {&str_parent, "parent"},
+        {&str_unknown_prefix, "unknown:"},
     };
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         *names[k].slot = PyUnicode_InternFromString(names[k].name);
@@ -438,7 +611,8 @@ intern_names(void)
             return -1;
         }
     }
-    return 0;
+    one = PyLong_FromLong(1);
+    return one == NULL ? -1 : 0;
 }
 
 static struct PyModuleDef module = {

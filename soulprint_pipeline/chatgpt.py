@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from soulprint_pipeline._native import common_case, register_types
+from soulprint_pipeline._native import branch_messages, common_case, register_types
 from soulprint_pipeline.branches import walk_back
 from soulprint_pipeline.rows import (
     CUSTOM_INSTRUCTIONS,
@@ -316,8 +316,27 @@ def linearize(
     if not isinstance(mapping, dict) or not mapping:
         skipped["conversation:no_mapping"] += 1
         return None
+    current_node = conversation.get("current_node")
+    # the plain case in C (see _native.c); it answers None for anything the walk below decides
+    messages = branch_messages(mapping, current_node, classify, skipped)
+    if messages is None:
+        messages = _branch_messages(mapping, current_node, skipped, unknown_types)
+    conversation_id = conversation.get("conversation_id") or conversation.get("id")
+    title = conversation.get("title")
+    return Conversation(
+        id_text(conversation_id),
+        title if isinstance(title, str) else None,
+        number(conversation.get("create_time")),
+        messages,
+    )
+
+
+def _branch_messages(
+    mapping: dict[str, Any], current_node: Any, skipped: Counter[str], unknown_types: Counter[str]
+) -> list[Message]:
+    """The visible messages on the branch ending at ``current_node``, the others counted."""
     messages = []
-    for node_id, node in active_path(mapping, conversation.get("current_node")):
+    for node_id, node in active_path(mapping, current_node):
         if node.__class__ is CompactNode:
             result = node.result
         else:
@@ -335,11 +354,4 @@ def linearize(
             messages.append(result._replace(message_id=id_text(result[0]) or node_id))
         else:
             messages.append(result)
-    conversation_id = conversation.get("conversation_id") or conversation.get("id")
-    title = conversation.get("title")
-    return Conversation(
-        id_text(conversation_id),
-        title if isinstance(title, str) else None,
-        number(conversation.get("create_time")),
-        messages,
-    )
+    return messages
