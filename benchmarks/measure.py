@@ -55,14 +55,23 @@ def bare(path: str) -> dict:
 def pipeline(path: str, out: str, workers: int = 1) -> dict:
     # Imported inside, so the bare baseline's RSS stays that of ijson alone; main() has
     # imported these already, before the clock starts, as in a running pipeline.
+    from soulprint_pipeline.errors import ExportError
     from soulprint_pipeline.parquet_parts import PartWriter
     from soulprint_pipeline.reader import ExportReader
     from soulprint_pipeline.rows import DICTIONARY_COLUMNS
 
     shutil.rmtree(out, ignore_errors=True)
     reader = ExportReader(path, workers=workers)
-    with PartWriter(out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
-        writer.write_all(reader.batches())
+    try:
+        with PartWriter(out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
+            writer.write_all(reader.batches())
+    except ExportError as error:  # a hostile export: refused, which is what is measured
+        return {
+            "refused": error.reason,
+            "rows": 0,
+            "parts": 0,
+            "bytes_read": reader.stats.bytes_read,
+        }
     return {
         "conversations": reader.stats.conversations,
         "rows": reader.stats.rows,

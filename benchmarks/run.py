@@ -66,6 +66,58 @@ def sharded_speedup(repeat: int, workdir: Path, size: int, out: Path, members: i
     }
 
 
+def _hostile_files() -> dict[str, bytes]:
+    """Small files built to make a JSON parser build far more than their size."""
+    node = (
+        '{"id": "m", "parent": "root", "children": [], "message": {"id": "m", "author": '
+        '{"role": "user"}, "content": {"content_type": "text", "parts": [%s"hello"]}}}'
+    )
+    conversation = '{"title": "t", "current_node": "m", "mapping": {%s"m": %s}}'
+    return {
+        "200,000 nested [": b"[" * 200_000,
+        "1 MB key over 170,000 keys": b'[{"'
+        + b"k" * 1_000_000
+        + b'": {'
+        + b'"a": 1, ' * 170_000
+        + b'"b": 1}}]',
+        "400,000 {} in one message": (
+            "[" + conversation % ("", node % ("{}, " * 400_000)) + "]"
+        ).encode(),
+        "300,000 empty nodes": (
+            "["
+            + conversation % ("".join(f'"x{i}": {{}}, ' for i in range(300_000)), node % "")
+            + "]"
+        ).encode(),
+    }
+
+
+def hostile_shapes(repeat: int, workdir: Path, out: Path) -> list[dict]:
+    """Each hostile file's peak RSS and time against a generated export of the same size."""
+    results = []
+    for shape, data in _hostile_files().items():
+        hostile = workdir / "hostile.json"
+        hostile.write_bytes(data)
+        normal = workdir / "normal.json"
+        write_export(str(normal), fmt="json", target_bytes=len(data), seed=2)
+        os.sync()
+        ours = [measure("pipeline", hostile, out) for _ in range(repeat)]
+        reference = [measure("pipeline", normal, out) for _ in range(repeat)]
+        best, best_normal = (min(r, key=lambda m: m["seconds"]) for r in (ours, reference))
+        results.append(
+            {
+                "shape": shape,
+                "bytes": len(data),
+                "refused": best.get("refused"),
+                "rss_mb": round(best["peak_rss_mb"]),
+                "normal_rss_mb": round(best_normal["peak_rss_mb"]),
+                "time_ratio": round(best["seconds"] / best_normal["seconds"], 2),
+            }
+        )
+        hostile.unlink()
+        normal.unlink()
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="1GB", help="the large export (default: %(default)s)")
@@ -80,20 +132,26 @@ def main(argv: list[str] | None = None) -> None:
     out = workdir / "parts"
     size, small, giant = parse_size(args.size), parse_size(args.small), parse_size(args.giant)
     cases = [
-        (f"{args.size} JSON", "json", size, 0),
-        (f"{args.size} ZIP", "zip", size, 0),
-        (f"{args.size} gzip", "gzip", size, 0),
-        (f"{args.small} JSON", "json", small, 0),
-        (f"{args.giant} conversation", "json", giant + giant // 2, giant),
+        (f"{args.size} JSON", "json", size, 0, "pastes"),
+        (f"{args.size} ZIP", "zip", size, 0, "pastes"),
+        (f"{args.size} gzip", "gzip", size, 0, "pastes"),
+        (f"{args.small} JSON", "json", small, 0, "pastes"),
+        (f"{args.giant} conversation", "json", giant + giant // 2, giant, "pastes"),
+        (f"{args.giant} of short turns", "json", giant + giant // 2, giant, "turns"),
     ]
     rows = []
     samples: list[dict] = []
     materialized: dict = {}
-    for label, fmt, target, giant_bytes in cases:
-        export = workdir / f"export-{fmt}-{target}.{fmt}"
+    for label, fmt, target, giant_bytes, giant_shape in cases:
+        export = workdir / f"export-{fmt}-{target}-{giant_shape}.{fmt}"
         started = time.perf_counter()
         write_export(
-            str(export), fmt=fmt, target_bytes=target, giant_conversation_bytes=giant_bytes, seed=1
+            str(export),
+            fmt=fmt,
+            target_bytes=target,
+            giant_conversation_bytes=giant_bytes,
+            giant_shape=giant_shape,
+            seed=1,
         )
         print(f"generated {label} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         os.sync()  # else the kernel writes the new export back while it is being measured
@@ -122,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         export.unlink()
 
     sharded = sharded_speedup(args.repeat, workdir, size, out)
+    hostile = hostile_shapes(args.repeat, workdir, out)
 
     header = (
         f"{'case':24} {'stored MB':>9} {'bare MB/s':>9} {'ours MB/s':>9} {'ratio':>6} "
@@ -156,10 +215,17 @@ def main(argv: list[str] | None = None) -> None:
         f"({sharded['speedup']:.2f}x); peak RSS {sharded['one_rss_mb']} MB against "
         f"{sharded['two_rss_mb']} MB + {sharded['worker_rss_mb']} MB per worker"
     )
+    print(f"{'hostile shape':34} {'bytes':>9} {'refused':>13} {'RSS':>6} {'normal':>7} {'time':>7}")
+    for h in hostile:
+        print(
+            f"{h['shape']:34} {h['bytes']:9,} {h['refused'] or 'no (read)':>13} "
+            f"{h['rss_mb']:5d}M {h['normal_rss_mb']:9d}M {h['time_ratio']:6.2f}x"
+        )
     print(
         json.dumps(
             {
                 "results": rows,
+                "hostile": hostile,
                 "sharded": sharded,
                 "rss_growth": round(growth, 2),
                 "materialize": materialized,

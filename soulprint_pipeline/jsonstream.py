@@ -151,6 +151,7 @@ class ParserFeed:
         self.last_chunk = 0
         self._marked_at = 0
         self._containers_at_mark = 0
+        self._nodes = 0  # nodes of the conversation being parsed (lean mode)
 
     def peek(self, size: int) -> bytes:
         """Read ahead ``size`` bytes (minus a UTF-8 BOM) that later ``read`` calls will return."""
@@ -161,9 +162,18 @@ class ParserFeed:
         return head
 
     def mark(self) -> None:
-        """Note that the parser completed a conversation or began a node: the bounds restart."""
+        """Note that the parser completed a conversation: the bounds restart."""
         self._marked_at = self.fed
         self._containers_at_mark = self._guard.containers
+        self._nodes = 0
+
+    def node(self) -> None:
+        """Note that a lean parse began a conversation node (ChatGPT) or message (Claude): the
+        bounds on one node restart, and one conversation's nodes are counted."""
+        self._marked_at = self.fed
+        self._containers_at_mark = self._guard.containers
+        self._nodes += 1  # checked at the next read: ijson turns errors raised here into
+        # a SystemError
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes the stream's type with read(0)
@@ -172,6 +182,13 @@ class ParserFeed:
             data, self._pending = self._pending, b""
         else:
             data = self._stream.read(_BLOCK_BYTES)
+        if self._nodes > self._limits.max_conversation_nodes:
+            raise StructureLimitError(
+                f"{self._document}: one conversation holds more than "
+                f"{self._limits.max_conversation_nodes:,} messages (ending past byte "
+                f"{self.fed:,}), over the limit for one conversation.",
+                self.fed,
+            )
         guard = self._guard
         status = guard.scan(data)
         if status:
@@ -367,7 +384,7 @@ def _items(
 ) -> Iterator[dict[str, Any] | None]:
     feed = ParserFeed(stream, document, limits, lean=lean)
     prefix = _item_prefix(feed.peek(_PEEK_BYTES))
-    object_type = _lean_object_type(feed.mark, compactor) if lean else None
+    object_type = _lean_object_type(feed.node, compactor) if lean else None
     probe: list[Any] = []
     seen_conversation = False
     try:

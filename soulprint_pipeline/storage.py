@@ -59,6 +59,9 @@ class ReadLimits:
     lean_after_containers: int = 250_000
     #: Most objects and arrays in one conversation node (ChatGPT) or message (Claude).
     max_node_containers: int = 100_000
+    #: Most nodes (ChatGPT) or messages (Claude) in one conversation read leanly: each costs
+    #: about 300 bytes however small its JSON, and real conversations hold a few thousand.
+    max_conversation_nodes: int = 200_000
 
 
 class CountingFile:

@@ -90,15 +90,31 @@ def test_a_message_of_tiny_containers_is_refused_in_the_lean_read(tmp_path: Path
 
 
 def test_a_conversation_of_many_tiny_nodes_goes_lean_and_still_reads(tmp_path: Path) -> None:
-    # 300,000 empty nodes beside a real branch: past the fast path's container bound, the lean
-    # read compacts them and the branch's rows come out the same
+    # 150,000 childless nodes beside a real branch (300,000 containers): past the fast path's
+    # container bound, the lean read compacts them and the branch's rows come out the same
     conversation = chatgpt_conversation(0, [("user", "hello"), ("assistant", "hi")])
-    for index in range(300_000):
-        conversation["mapping"][f"x{index}"] = {}
+    for index in range(150_000):
+        conversation["mapping"][f"x{index}"] = {"children": []}
     (path := tmp_path / "nodes.json").write_text(json.dumps([conversation]))
     reader = ExportReader(str(path))
     rows = [row for batch in reader.batches() for row in batch.to_pylist()]
     assert [row["text"] for row in rows] == ["hello", "hi"]
+
+
+def test_a_conversation_of_too_many_nodes_is_refused(tmp_path: Path) -> None:
+    # each node costs the lean read about 300 bytes, however small its JSON: 4 MB of empty
+    # nodes would otherwise grow memory by 70 MB, and 300 MB of them by gigabytes
+    conversation = chatgpt_conversation(0, [("user", "hello"), ("assistant", "hi")])
+    for index in range(260_000):
+        conversation["mapping"][f"x{index}"] = {}
+    (path := tmp_path / "nodes.json").write_text(json.dumps([conversation]))
+    _refused(path, "one conversation holds more than 200,000 messages")
+
+
+def test_a_claude_conversation_of_too_many_messages_is_refused(tmp_path: Path) -> None:
+    messages = [{"sender": "human", "text": "a short line of text"}] * 260_000
+    (path := tmp_path / "claude.json").write_text(json.dumps([{"chat_messages": messages}]))
+    _refused(path, "one conversation holds more than 200,000 messages")
 
 
 def test_the_console_script_refuses_a_deep_zip_with_one_line(tmp_path: Path) -> None:
