@@ -127,6 +127,16 @@ def sample(out: str) -> dict:
     }
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since it started. Not ``ru_maxrss``: Linux carries that over an
+    exec from the forked parent's memory, so every figure would be at least the parent's."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def main() -> None:
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "pipeline":
@@ -151,7 +161,7 @@ def main() -> None:
     else:
         result = sample(path)
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     # the largest of any worker process (the parse workers of a sharded export)
     result["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(result))

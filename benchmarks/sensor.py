@@ -153,6 +153,7 @@ def measure_tick(url: str, endpoint: str | None, workdir: str) -> dict[str, Any]
     """Two sensor ticks over ``url`` (fresh cursor, then the first tick's), and the listing."""
     import dagster as dg
 
+    from soulprint_pipeline.definitions import default_resources
     from soulprint_pipeline.defs.assets import (
         conversation_batches,
         quick_pass_soulprint,
@@ -160,11 +161,7 @@ def measure_tick(url: str, endpoint: str | None, workdir: str) -> dict[str, Any]
     )
     from soulprint_pipeline.defs.io_manager import LakeIOManager
     from soulprint_pipeline.defs.jobs import import_user
-    from soulprint_pipeline.defs.resources import (
-        ProfilesResource,
-        UploadsResource,
-        default_resources,
-    )
+    from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
     from soulprint_pipeline.defs.sensors import upload_sensor
 
     uploads = UploadsResource(url=url, s3=_s3_settings(endpoint))

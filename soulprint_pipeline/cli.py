@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from soulprint_pipeline.errors import ConfigurationError, ExportError
+from soulprint_pipeline.errors import UserSafeError
 from soulprint_pipeline.parquet_parts import PartWriter
 from soulprint_pipeline.reader import ExportReader
 from soulprint_pipeline.rows import DICTIONARY_COLUMNS
@@ -163,13 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
     Anything else is a defect: one line too, exit 1, and the traceback with SOULPRINT_DEBUG=1.
     """
-    from soulprint_pipeline.profiles import ProfileStoreError
-    from soulprint_pipeline.users import InvalidUserIdError
-
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ExportError, ConfigurationError, InvalidUserIdError, ProfileStoreError) as error:
+    except UserSafeError as error:  # bad input, a setting, the mirror: the operator's to fix
         print(f"soulprint-pipeline: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

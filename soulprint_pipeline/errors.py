@@ -7,8 +7,21 @@ the export's content, since that is the person's own conversations.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
 
-class ExportError(Exception):
+
+class UserSafeError(Exception):
+    """An error whose message is written for the person whose import failed.
+
+    ``str(error)`` may be shown to them, unless the class sets ``fixed_message``: then only that
+    is (the mirror's errors name backends and statuses, for the logs, not for the person).
+    """
+
+    fixed_message: str | None = None
+
+
+class ExportError(UserSafeError):
     """Base class: the export cannot be imported. ``str(error)`` is safe to show the person."""
 
     #: Short machine-readable reason, used in metadata, logs and test assertions.
@@ -78,8 +91,56 @@ class StorageError(ExportError):
     reason = "storage_error"
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(UserSafeError, ValueError):
     """A setting (an environment variable, a URL, a command-line value) cannot be used.
 
     The message names the setting and what is expected; it never repeats a secret.
     """
+
+
+def message_for_person(error: Any) -> str:
+    """What the person is told about a failed import: specific, and never their own text.
+
+    ``error`` is a live exception, or a run's recorded one (Dagster's ``SerializableErrorInfo``,
+    read by the run-failure sensor). Its chain (Dagster's wrappers, ``raise ... from``, the
+    error being handled) is searched for a :class:`UserSafeError`; any other error is named
+    only by its type, since its message may quote data.
+    """
+    link = error
+    while link is not None:
+        safe = _safe_message(link)
+        if safe is not None:
+            return safe
+        if isinstance(link, BaseException):
+            link = link.__cause__ or link.__context__
+        else:
+            link = link.cause or link.context
+    return f"The import failed unexpectedly ({_type_name(error)}); the team has been told."
+
+
+def _safe_message(link: Any) -> str | None:
+    if isinstance(link, BaseException):
+        if isinstance(link, UserSafeError):
+            return link.fixed_message or str(link)
+        return None
+    # recorded: "soulprint_pipeline.errors.TruncatedExportError: The export is cut short..."
+    qualified, _, text = str(link.message).partition(": ")
+    module, _, name = qualified.rpartition(".")
+    if not module.startswith("soulprint_pipeline."):
+        return None  # never import what a recorded error names outside this package
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):  # recorded by an older version of the code
+        return None
+    if isinstance(cls, type) and issubclass(cls, UserSafeError):
+        return cls.fixed_message or text.strip()
+    return None
+
+
+def _type_name(error: Any) -> str:
+    if isinstance(error, BaseException):
+        return type(error).__name__
+    named = error  # past Dagster's wrappers to the step's own error
+    while named.cause is not None and named.cls_name.startswith("Dagster"):
+        named = named.cause
+    return named.cls_name

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model is called
     import anthropic
 
+from soulprint_pipeline.errors import UserSafeError
 from soulprint_pipeline.soulprint import SoulprintValidationError, validate_sections
 
 #: USD per million tokens (Claude Haiku 4.5, on Bedrock and the direct API).
@@ -27,7 +28,7 @@ PRICE_PER_MTOK = {"input": 1.00, "output": 5.00}
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-class ModelError(Exception):
+class ModelError(UserSafeError):
     """The model could not produce a soulprint; the message is fit for the person's row."""
 
 

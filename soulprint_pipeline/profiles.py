@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from soulprint_pipeline.errors import ConfigurationError
+from soulprint_pipeline.errors import ConfigurationError, UserSafeError
 
 _T = TypeVar("_T")
 
@@ -120,12 +120,15 @@ _SQLITE_TYPES: dict[str, str] = {
 _UNIQUE_INDEX = "user_profiles_user_id_key"
 
 
-class ProfileStoreError(Exception):
+class ProfileStoreError(UserSafeError):
     """The mirror could not be read or written.
 
     The message names the backend and the failing operation (and an HTTP status or SQLSTATE
-    where there is one); it never holds credentials or the row's content.
+    where there is one); it never holds credentials or the row's content. The person is told
+    only that the result could not be saved.
     """
+
+    fixed_message = "The import finished but its result could not be saved."
 
 
 # --------------------------------------------------------------------------------------------

@@ -168,27 +168,6 @@ class ProgressTracker:
                 delay *= 2
 
 
-def user_safe_message(error: BaseException) -> str:
-    """What the person is told about a failed import: specific, and never their own text.
-
-    Errors of this library carry messages written for that; any other error is named only by
-    its type, since its message may quote data.
-    """
-    from soulprint_pipeline.errors import ExportError
-    from soulprint_pipeline.llm import ModelError
-    from soulprint_pipeline.profiles import ProfileStoreError
-    from soulprint_pipeline.users import InvalidUserIdError
-
-    cause: BaseException | None = error
-    while cause is not None:  # Dagster wraps step errors; look for ours inside
-        if isinstance(cause, ExportError | InvalidUserIdError | ModelError):
-            return str(cause)
-        if isinstance(cause, ProfileStoreError):
-            return "The import finished but its result could not be saved."
-        cause = cause.__cause__ or cause.__context__
-    return f"The import failed unexpectedly ({type(error).__name__}); the team has been told."
-
-
 def record_failure(store: ProfileStore, user_id: str, message: str) -> bool:
     """Mark the user's import ``failed`` with ``message`` unless they are ``complete``.
 

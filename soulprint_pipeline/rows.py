@@ -19,19 +19,19 @@ CUSTOM_INSTRUCTIONS = "custom_instructions"
 MEMORY = "memory"
 SIGNAL_CONTENT_TYPES = (CUSTOM_INSTRUCTIONS, MEMORY)
 
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
+UTC_MICROS = pa.timestamp("us", tz="UTC")  # every time column of the rows
 
 SCHEMA = pa.schema(
     [
         pa.field("conversation_id", pa.string()),
         pa.field("conversation_title", pa.string()),
-        pa.field("conversation_created_at", _UTC_MICROS),
+        pa.field("conversation_created_at", UTC_MICROS),
         pa.field("message_id", pa.string()),
         pa.field("position", pa.int32(), nullable=False),
         pa.field("role", pa.string(), nullable=False),
         pa.field("content_type", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
-        pa.field("created_at", _UTC_MICROS),
+        pa.field("created_at", UTC_MICROS),
         pa.field("model_slug", pa.string()),
     ]
 )
@@ -80,7 +80,7 @@ def _timestamps(seconds: list[float | None] | tuple[float | None, ...]) -> pa.Ar
     values = pa.array(seconds, type=pa.float64())
     in_range = pc.and_(pc.greater_equal(values, EARLIEST), pc.less_equal(values, LATEST))
     values = pc.if_else(in_range, values, None)
-    return pc.cast(pc.round(pc.multiply(values, 1_000_000)), pa.int64()).cast(_UTC_MICROS)
+    return pc.cast(pc.round(pc.multiply(values, 1_000_000)), pa.int64()).cast(UTC_MICROS)
 
 
 _TEXT = itemgetter(3)  # Message.text

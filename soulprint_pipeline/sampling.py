@@ -46,7 +46,7 @@ class SampleLimits:
 
 
 @dataclass
-class Conversation:
+class SampledConversation:
     """One conversation as the model will see it (messages already truncated)."""
 
     conversation_id: str
@@ -80,7 +80,7 @@ class Conversation:
 class Sample:
     """What the model sees, and how it was chosen."""
 
-    conversations: list[Conversation]
+    conversations: list[SampledConversation]
     custom_instructions: list[str]
     memories: list[str]
     total_conversations: int
@@ -91,9 +91,9 @@ class Sample:
 
 def _conversations(
     batches: Iterable[pa.RecordBatch], limits: SampleLimits, signals: dict[str, list[str]]
-) -> Iterator[Conversation]:
+) -> Iterator[SampledConversation]:
     """Rows grouped back into conversations (a conversation's rows are contiguous)."""
-    current: Conversation | None = None
+    current: SampledConversation | None = None
     for batch in batches:
         for row in batch.select(COLUMNS).to_pylist():
             content_type, text = row["content_type"], row["text"]
@@ -107,7 +107,7 @@ def _conversations(
                 if current is not None:
                     yield current
                 created = row["created_at"]
-                current = Conversation(
+                current = SampledConversation(
                     conversation_id,
                     row["conversation_title"] or "",
                     created.timestamp() if created is not None else None,
@@ -126,7 +126,7 @@ def _conversations(
         yield current
 
 
-def _substance(conversation: Conversation) -> float:
+def _substance(conversation: SampledConversation) -> float:
     return math.log1p(conversation.user_words) + 0.5 * math.log1p(conversation.user_turns)
 
 
@@ -137,8 +137,8 @@ def sample_conversations(
     limits = limits or SampleLimits()
     signals: dict[str, list[str]] = {CUSTOM_INSTRUCTIONS: [], MEMORY: []}
     keep = limits.max_conversations * 4
-    best: list[tuple[float, str, Conversation]] = []  # a min-heap of the most substantial
-    short: list[tuple[float, str, Conversation]] = []  # fallback when few are long enough
+    best: list[tuple[float, str, SampledConversation]] = []  # a min-heap of the most substantial
+    short: list[tuple[float, str, SampledConversation]] = []  # fallback when few are long enough
     total = eligible = 0
     for conversation in _conversations(batches, limits, signals):
         total += 1
@@ -163,7 +163,7 @@ def sample_conversations(
     oldest, newest = (min(times), max(times)) if times else (0.0, 0.0)
     span = (newest - oldest) or 1.0
 
-    def score(conversation: Conversation) -> tuple[float, str]:
+    def score(conversation: SampledConversation) -> tuple[float, str]:
         recency = ((conversation.created_at or oldest) - oldest) / span  # 0 oldest .. 1 newest
         return (_substance(conversation) + 1.5 * recency, conversation.conversation_id)
 
@@ -179,7 +179,7 @@ def sample_conversations(
             break
         kept_memories.append(memory)
         used += cost
-    chosen: list[Conversation] = []
+    chosen: list[SampledConversation] = []
     # no conversation may crowd out the others: a representative sample is a broad one
     per_conversation = (limits.token_budget - used) // limits.target_conversations
     for conversation in sorted(candidates, key=score, reverse=True):
@@ -203,7 +203,7 @@ def sample_conversations(
     )
 
 
-def _trimmed(conversation: Conversation, tokens: int) -> Conversation:
+def _trimmed(conversation: SampledConversation, tokens: int) -> SampledConversation:
     """The first messages of ``conversation`` that fit in ``tokens``."""
     kept: list[tuple[str, str]] = []
     used = estimate_tokens(f'<conversation title="{_attribute(conversation.title)}">') + 6
@@ -213,7 +213,7 @@ def _trimmed(conversation: Conversation, tokens: int) -> Conversation:
             break
         kept.append((role, text))
         used += cost
-    return Conversation(
+    return SampledConversation(
         conversation.conversation_id,
         conversation.title,
         conversation.created_at,

@@ -38,9 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
-
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
+from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, UTC_MICROS
 
 __all__ = [
     "KEYWORD_LIMIT",
@@ -411,8 +409,8 @@ def _sum(values: pa.Array) -> int:
 
 def _utc_micros(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A timestamp column as ``timestamp[us, UTC]`` (Parquet or pandas may give ns, or no tz)."""
-    if column.type != _UTC_MICROS:
-        return column.cast(_UTC_MICROS)
+    if column.type != UTC_MICROS:
+        return column.cast(UTC_MICROS)
     return column
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from soulprint_pipeline.errors import UserSafeError
+
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
-class InvalidUserIdError(ValueError):
+class InvalidUserIdError(UserSafeError, ValueError):
     """A user id that is not UUID-like (letters, digits, ``-`` and ``_``, at most 128)."""
 
 

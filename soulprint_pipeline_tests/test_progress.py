@@ -10,11 +10,14 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._utils.error import serializable_error_info_from_exc_info
+from dagster_shared.error import SerializableErrorInfo
 
 from soulprint_pipeline.errors import (
     NotAnExportError,
     StorageError,
     TruncatedExportError,
+    message_for_person,
 )
 from soulprint_pipeline.profiles import (
     MAX_IMPORT_ERROR_CHARS,
@@ -30,7 +33,6 @@ from soulprint_pipeline.progress import (
     ProgressTracker,
     is_quiet,
     record_failure,
-    user_safe_message,
 )
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
@@ -412,7 +414,7 @@ def test_record_failure_marks_others_failed(sqlite_store: ProfileStore) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# user_safe_message
+# message_for_person
 
 
 @pytest.mark.parametrize(
@@ -425,27 +427,27 @@ def test_record_failure_marks_others_failed(sqlite_store: ProfileStore) -> None:
     ids=lambda error: type(error).__name__,
 )
 def test_our_errors_give_their_own_message(error: Exception) -> None:
-    assert user_safe_message(error) == str(error)
+    assert message_for_person(error) == str(error)
 
 
 def test_invalid_user_id_gives_its_message() -> None:
     with pytest.raises(InvalidUserIdError) as caught:
         validate_user_id("../etc")
-    assert user_safe_message(caught.value) == str(caught.value)
-    assert "Invalid user id" in user_safe_message(caught.value)
+    assert message_for_person(caught.value) == str(caught.value)
+    assert "Invalid user id" in message_for_person(caught.value)
 
 
 def test_unknown_errors_give_only_their_type() -> None:
-    message = user_safe_message(RuntimeError(SECRET))
+    message = message_for_person(RuntimeError(SECRET))
     assert SECRET not in message and "Lisbon" not in message
     assert "RuntimeError" in message
     assert message == "The import failed unexpectedly (RuntimeError); the team has been told."
-    key_error = user_safe_message(KeyError(SECRET))
+    key_error = message_for_person(KeyError(SECRET))
     assert SECRET not in key_error and "KeyError" in key_error
 
 
 def test_profile_store_errors_are_not_shown_raw() -> None:
-    message = user_safe_message(
+    message = message_for_person(
         ProfileStoreError("PostgreSQL upsert of user_profiles failed: OperationalError")
     )
     assert "could not be saved" in message and "PostgreSQL" not in message
@@ -467,7 +469,7 @@ def _dagster_wrapped(inner: Exception) -> BaseException:
 
 def test_a_dagster_wrapped_error_finds_ours_in_the_chain() -> None:
     ours = TruncatedExportError("The export is cut short at byte 99.")
-    assert user_safe_message(_dagster_wrapped(ours)) == str(ours)
+    assert message_for_person(_dagster_wrapped(ours)) == str(ours)
     # implicit chaining (raised while handling another error) is followed too
     try:
         try:
@@ -476,10 +478,23 @@ def test_a_dagster_wrapped_error_finds_ours_in_the_chain() -> None:
             raise ValueError(SECRET)  # noqa: B904 - implicit chaining on purpose
     except ValueError as outer:
         implicit = outer
-    assert user_safe_message(implicit) == str(ours)
+    assert message_for_person(implicit) == str(ours)
 
 
 def test_a_dagster_wrapped_unknown_error_leaks_nothing() -> None:
-    message = user_safe_message(_dagster_wrapped(RuntimeError(SECRET)))
+    message = message_for_person(_dagster_wrapped(RuntimeError(SECRET)))
     assert SECRET not in message
     assert message.startswith("The import failed unexpectedly (")
+
+
+def _recorded(error: BaseException) -> SerializableErrorInfo:
+    return serializable_error_info_from_exc_info((type(error), error, error.__traceback__))
+
+
+def test_a_recorded_error_gives_the_same_message_as_the_live_one() -> None:
+    ours = TruncatedExportError("The export is cut short at byte 99.")
+    assert message_for_person(_recorded(_dagster_wrapped(ours))) == str(ours)
+    mirror = ProfileStoreError("PostgreSQL upsert of user_profiles failed: OperationalError")
+    assert "could not be saved" in message_for_person(_recorded(_dagster_wrapped(mirror)))
+    unknown = message_for_person(_recorded(_dagster_wrapped(RuntimeError(SECRET))))
+    assert unknown == "The import failed unexpectedly (RuntimeError); the team has been told."

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
-from soulprint_pipeline.progress import record_failure, user_safe_message
+from soulprint_pipeline.errors import message_for_person
+from soulprint_pipeline.progress import record_failure
 
 PARTITION_TAG = "dagster/partition"
 
@@ -15,7 +16,7 @@ def mark_import_failed(context: dg.HookContext) -> None:
     user_id = run.tags.get(PARTITION_TAG) if run else None
     if not user_id or context.op_exception is None:
         return
-    message = user_safe_message(context.op_exception)
+    message = message_for_person(context.op_exception)
     if record_failure(context.resources.profiles.store, user_id, message):
         context.log.info(f"user_profiles: {user_id} marked failed")
 

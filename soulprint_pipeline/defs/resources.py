@@ -234,32 +234,3 @@ class ProfilesResource(dg.ConfigurableResource):
         if self._store is not None:
             self._store.close()
             self._store = None
-
-
-def default_resources() -> dict[str, Any]:
-    """The resources of the embedded defaults, overridden by the environment."""
-    from soulprint_pipeline.defs.io_manager import LakeIOManager
-    from soulprint_pipeline.defs.model import SoulprintModel
-
-    s3 = s3_settings_from_env()
-    return {
-        "uploads": UploadsResource(
-            url=location_setting("SOULPRINT_UPLOADS_URL", DATA_DIR / "uploads"), s3=s3
-        ),
-        "lake": LakeIOManager(
-            url=location_setting("SOULPRINT_LAKE_URL", DATA_DIR / "lake"),
-            s3=s3,
-            parse_workers=int_setting("SOULPRINT_PARSE_WORKERS", 1),
-        ),
-        "profiles": ProfilesResource(
-            # a postgresql:// URL may carry a password: a secret when set
-            url=secret("SOULPRINT_PROFILES_URL")
-            or f"sqlite:///{DATA_DIR / 'user_profiles.sqlite3'}",
-            supabase_service_role_key=secret("SUPABASE_SERVICE_ROLE_KEY"),
-        ),
-        "llm": SoulprintModel(
-            backend=os.getenv("SOULPRINT_MODEL", "offline"),
-            model_id=os.getenv("SOULPRINT_MODEL_ID"),
-            token_budget=int_setting("SOULPRINT_TOKEN_BUDGET", 50_000, minimum=1_000),
-        ),
-    }

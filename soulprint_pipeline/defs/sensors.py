@@ -6,7 +6,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster_shared.error import SerializableErrorInfo
 
 from soulprint_pipeline.defs.jobs import PARTITION_TAG, import_user
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
@@ -17,6 +16,7 @@ from soulprint_pipeline.defs.resources import (
     int_setting,
     is_export_name,
 )
+from soulprint_pipeline.errors import message_for_person
 from soulprint_pipeline.progress import QUEUED, ProgressTracker, record_failure
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
@@ -217,32 +217,8 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
         if event.step_failure_data and event.step_failure_data.error
     ]
     message = (
-        _message_from_error(errors[0])
+        message_for_person(errors[0])
         if errors
         else "The import stopped unexpectedly (its worker ended); please upload again."
     )
     record_failure(store, user_id, message)
-
-
-#: Modules whose errors carry messages written for the person (see errors.py).
-_SAFE_MODULES = (
-    "soulprint_pipeline.errors.",
-    "soulprint_pipeline.users.",
-    "soulprint_pipeline.llm.",
-)
-
-
-def _message_from_error(error: SerializableErrorInfo) -> str:
-    """The user-safe message of a recorded step failure (as user_safe_message does live)."""
-    named = error
-    while named.cause is not None and named.cls_name.startswith("Dagster"):
-        named = named.cause
-    link: SerializableErrorInfo | None = error
-    while link is not None:  # Dagster's wrappers, dg.Failure raised from ours, context
-        qualified, _, text = link.message.partition(": ")
-        if qualified.startswith(_SAFE_MODULES):
-            return text.strip()
-        if qualified == "soulprint_pipeline.profiles.ProfileStoreError":
-            return "The import finished but its result could not be saved."
-        link = link.cause or link.context
-    return f"The import failed unexpectedly ({named.cls_name}); the team has been told."

@@ -1,0 +1,47 @@
+"""The library stays usable without Dagster: only ``defs/``, ``definitions.py`` and the CLI may
+import it (read from the source, so an import inside a function counts too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import soulprint_pipeline
+
+PACKAGE = Path(soulprint_pipeline.__file__).parent
+DAGSTER_LAYER = {"definitions.py", "cli.py"}
+FORBIDDEN = ("dagster", "dagster_", "soulprint_pipeline.defs", "soulprint_pipeline.definitions")
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_the_library_imports_no_dagster() -> None:
+    library = [
+        path
+        for path in PACKAGE.rglob("*.py")
+        if "defs" not in path.relative_to(PACKAGE).parts and path.name not in DAGSTER_LAYER
+    ]
+    assert len(library) > 10
+    assert "dagster" in _imports(PACKAGE / "defs" / "assets.py")  # the reading finds them
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(n for n in _imports(path) if n.startswith(FORBIDDEN))
+        for path in library
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_no_production_module_imports_the_test_generator() -> None:
+    users = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "synthetic.py" and "soulprint_pipeline.synthetic" in _imports(path)
+    ]
+    assert users == []
