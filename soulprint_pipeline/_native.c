@@ -1,5 +1,6 @@
-/* The reader's two hot loops in C: the structure guard, and the common case of classifying
- * a ChatGPT message.
+/* The reader's hot loops in C: the structure guard (1), the common cases of classifying a
+ * ChatGPT message (2) and the walk of a plain conversation tree (3). The last two are
+ * shortcuts of chatgpt.py's rules that answer None for anything not plain.
  *
  * 1. StructureGuard, over a JSON byte stream, run before ijson sees the bytes.
  *

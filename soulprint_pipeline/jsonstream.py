@@ -14,6 +14,9 @@ again from the start in lean mode (the conversations already yielded are skipped
   ``max_node_bytes``, so a monstrous value (yajl buffers a whole token, in time quadratic in its
   length) is rejected instead of being parsed.
 
+Before ijson sees a block, a structure guard (``_native.c``) refuses nesting, key paths and
+containers that would cost ijson far more than their size (see :class:`ParserFeed`).
+
 yajl's own error messages quote the JSON around the fault, which is the person's own words, so
 they are never passed on: errors name the byte range the parser had reached instead.
 """
@@ -132,7 +135,7 @@ class ParserFeed:
     """The byte stream handed to ijson: guarded, counted, and bounded.
 
     Every block is scanned by a :class:`StructureGuard` before ijson sees it (in C, at about
-    1.7 GB/s), so nesting, key paths or containers that would cost ijson far more than their
+    2.6 GB/s), so nesting, key paths or containers that would cost ijson far more than their
     size are refused first. In fast mode the bounds on one conversation's bytes and containers
     ask for a lean re-read when passed; in lean mode they are on one node, and passing them
     rejects the export.
@@ -172,8 +175,9 @@ class ParserFeed:
         bounds on one node restart, and one conversation's nodes are counted."""
         self._marked_at = self.fed
         self._containers_at_mark = self._guard.containers
-        self._nodes += 1  # checked at the next read: ijson turns errors raised here into
-        # a SystemError
+        # the count is checked at the next read: ijson turns an error raised here into a
+        # SystemError
+        self._nodes += 1
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes the stream's type with read(0)
