@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -40,6 +41,14 @@ typedef struct {
     long long containers; /* opened so far */
     long long offset;     /* bytes scanned so far */
     long long error_offset;
+    /* scan_async: one block scanned on a thread of the guard's own, without the GIL */
+    int worker_started, has_work, work_done, stopping;
+    pthread_t worker;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    Py_buffer work;
+    int work_status;
+    Py_ssize_t work_stopped_at;
 } Guard;
 
 enum { GUARD_OK = 0, GUARD_TOO_DEEP = 1, GUARD_PATH_TOO_LONG = 2 };
@@ -217,9 +226,22 @@ PyDoc_STRVAR(Guard_scan_doc,
 "max_depth, 2 if a path grew longer than max_path; error_offset is then the stream offset of\n"
 "the byte that crossed it. Runs without the GIL.");
 
+static void
+finish(Guard *self, int status, Py_ssize_t stopped_at)
+{
+    if (status != GUARD_OK) {
+        self->error_offset = self->offset + stopped_at - 1;
+    }
+    self->offset += stopped_at;
+}
+
 static PyObject *
 Guard_scan(Guard *self, PyObject *arg)
 {
+    if (self->has_work) {
+        PyErr_SetString(PyExc_RuntimeError, "scan() while a scan_async() is not waited for");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -230,15 +252,123 @@ Guard_scan(Guard *self, PyObject *arg)
     status = scan(self, (const unsigned char *)view.buf, view.len, &stopped_at);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (status != GUARD_OK) {
-        self->error_offset = self->offset + stopped_at - 1;
-    }
-    self->offset += stopped_at;
+    finish(self, status, stopped_at);
     return PyLong_FromLong(status);
+}
+
+static void *
+worker_main(void *arg)
+{
+    Guard *self = arg;
+    pthread_mutex_lock(&self->lock);
+    for (;;) {
+        while (!(self->has_work && !self->work_done) && !self->stopping) {
+            pthread_cond_wait(&self->changed, &self->lock);
+        }
+        if (self->stopping) {
+            break;
+        }
+        pthread_mutex_unlock(&self->lock);
+        Py_ssize_t stopped_at = 0;
+        int status = scan(self, self->work.buf, self->work.len, &stopped_at);
+        pthread_mutex_lock(&self->lock);
+        self->work_status = status;
+        self->work_stopped_at = stopped_at;
+        self->work_done = 1;
+        pthread_cond_broadcast(&self->changed);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+PyDoc_STRVAR(Guard_scan_async_doc,
+"scan_async(data) -> None\n\n"
+"Start scanning the next bytes on the guard's own thread (no GIL is needed there), so the\n"
+"scan of one block runs while the parser reads the one before it; wait() gives the result.");
+
+static PyObject *
+Guard_scan_async(Guard *self, PyObject *arg)
+{
+    if (self->has_work) {
+        PyErr_SetString(PyExc_RuntimeError, "scan_async() while one is not waited for");
+        return NULL;
+    }
+    if (!self->worker_started) {
+        if (pthread_mutex_init(&self->lock, NULL) != 0 ||
+            pthread_cond_init(&self->changed, NULL) != 0 ||
+            pthread_create(&self->worker, NULL, worker_main, self) != 0) {
+            PyErr_SetString(PyExc_OSError, "could not start the guard's thread");
+            return NULL;
+        }
+        self->worker_started = 1;
+    }
+    if (PyObject_GetBuffer(arg, &self->work, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->work_done = 0;
+    self->has_work = 1;
+    pthread_cond_broadcast(&self->changed);
+    pthread_mutex_unlock(&self->lock);
+    Py_RETURN_NONE;
+}
+
+static int
+wait_for_work(Guard *self)
+{
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    while (!self->work_done) {
+        pthread_cond_wait(&self->changed, &self->lock);
+    }
+    self->has_work = 0;
+    status = self->work_status;
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&self->work);
+    finish(self, status, self->work_stopped_at);
+    return status;
+}
+
+PyDoc_STRVAR(Guard_wait_doc,
+"wait() -> (status, containers)\n\n"
+"The result of the last scan_async(): its status as scan() gives it, and the containers\n"
+"opened up to the end of that block.");
+
+static PyObject *
+Guard_wait(Guard *self, PyObject *unused)
+{
+    if (!self->has_work) {
+        PyErr_SetString(PyExc_RuntimeError, "wait() without a scan_async()");
+        return NULL;
+    }
+    int status = wait_for_work(self);
+    return Py_BuildValue("iL", status, self->containers);
+}
+
+static void
+Guard_dealloc(Guard *self)
+{
+    if (self->worker_started) {
+        if (self->has_work) {
+            wait_for_work(self);
+        }
+        pthread_mutex_lock(&self->lock);
+        self->stopping = 1;
+        pthread_cond_broadcast(&self->changed);
+        pthread_mutex_unlock(&self->lock);
+        pthread_join(self->worker, NULL);
+        pthread_cond_destroy(&self->changed);
+        pthread_mutex_destroy(&self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Guard_methods[] = {
     {"scan", (PyCFunction)Guard_scan, METH_O, Guard_scan_doc},
+    {"scan_async", (PyCFunction)Guard_scan_async, METH_O, Guard_scan_async_doc},
+    {"wait", (PyCFunction)Guard_wait, METH_NOARGS, Guard_wait_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -282,6 +412,7 @@ static PyTypeObject GuardType = {
     .tp_basicsize = sizeof(Guard),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Guard_dealloc,
     .tp_init = (initproc)Guard_init,
     .tp_methods = Guard_methods,
     .tp_getset = Guard_getset,

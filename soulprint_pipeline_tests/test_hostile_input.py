@@ -166,7 +166,15 @@ def test_the_guard_tracks_what_ijson_builds_across_any_block_boundaries(
             continue
         guard = StructureGuard(max_depth=4000, max_path=max_path)
         bounds = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
-        statuses = [guard.scan(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        blocks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        statuses = [guard.scan(block) for block in blocks]
+        # on the guard's own thread, block by block, as the reader runs it: the same answers
+        threaded = StructureGuard(max_depth=4000, max_path=max_path)
+        for block, status in zip(blocks, statuses, strict=True):
+            threaded.scan_async(block)
+            assert threaded.wait() == (status, threaded.containers)
+            if status:
+                break
         if refused:
             assert 2 in statuses
         else:
