@@ -11,7 +11,7 @@ export DAGSTER_HOME
 
 .PHONY: install test lint bench demo dev clean
 
-$(INSTALLED): pyproject.toml soulprint_pipeline/_native.c
+$(INSTALLED): pyproject.toml soulprint_pipeline/export/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is needed (found $$($(PYTHON) --version)); set PYTHON=..."; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 $(DEMO_EXPORT): | $(INSTALLED)
-	$(PY) -m soulprint_pipeline.synthetic $(DEMO_EXPORT).partial --size 50MB --format zip --seed 7
+	$(PY) -m soulprint_pipeline.testing.synthetic $(DEMO_EXPORT).partial --size 50MB --format zip --seed 7
 	mv $(DEMO_EXPORT).partial $(DEMO_EXPORT)
 
 # The main job on the embedded defaults: a generated 50 MB export for one demo user, imported

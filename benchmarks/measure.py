@@ -56,9 +56,9 @@ def pipeline(path: str, out: str, workers: int = 1) -> dict:
     # Imported inside, so the bare baseline's RSS stays that of ijson alone; main() has
     # imported these already, before the clock starts, as in a running pipeline.
     from soulprint_pipeline.errors import ExportError
-    from soulprint_pipeline.parquet_parts import PartWriter
-    from soulprint_pipeline.reader import ExportReader
-    from soulprint_pipeline.rows import DICTIONARY_COLUMNS
+    from soulprint_pipeline.export.reader import ExportReader
+    from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
+    from soulprint_pipeline.lake.parquet_parts import PartWriter
 
     shutil.rmtree(out, ignore_errors=True)
     reader = ExportReader(path, workers=workers)
@@ -86,7 +86,7 @@ def materialize(path: str, workdir: str) -> dict:
 
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
-    from soulprint_pipeline.profiles import open_profile_store
+    from soulprint_pipeline.mirror.profiles import open_profile_store
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(users.name, ["bench-user"])
@@ -108,9 +108,9 @@ def sample(out: str) -> dict:
     """What the model would see of the parts in ``out``, and its estimated cost."""
     from pathlib import Path
 
-    from soulprint_pipeline.lake import Lake, StoredParts
-    from soulprint_pipeline.llm import PRICE_PER_MTOK
-    from soulprint_pipeline.sampling import COLUMNS, sample_conversations
+    from soulprint_pipeline.lake.store import Lake, StoredParts
+    from soulprint_pipeline.soulprint.llm import PRICE_PER_MTOK
+    from soulprint_pipeline.soulprint.sampling import COLUMNS, sample_conversations
 
     paths = [str(part) for part in sorted(Path(out).glob("part-*.parquet"))]
     parts = StoredParts(Lake(out), {"parts": paths})  # read as the soulprint asset reads them
@@ -144,8 +144,8 @@ def main() -> None:
         # process), an import cost like these, not part of the reader's throughput
         import pandas  # noqa: F401
 
-        import soulprint_pipeline.parquet_parts
-        import soulprint_pipeline.reader  # noqa: F401
+        import soulprint_pipeline.export.reader  # noqa: F401
+        import soulprint_pipeline.lake.parquet_parts
     elif mode == "materialize":  # definitions read their settings from the environment:
         for name in [n for n in os.environ if n.startswith("SOULPRINT_")]:
             del os.environ[name]  # the embedded defaults only (never a real bucket or model)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from soulprint_pipeline.synthetic import parse_size, write_export
+from soulprint_pipeline.testing.synthetic import parse_size, write_export
 
 MiB = 1024 * 1024
 

@@ -139,7 +139,7 @@ def put_objects(endpoint: str, count: int) -> dict[str, Any]:
 
 def put_export(endpoint: str, path: str, target: int, key: str) -> dict[str, Any]:
     """Generate a JSON export of ``target`` bytes at ``path`` and upload it as ``key``."""
-    from soulprint_pipeline.synthetic import write_export
+    from soulprint_pipeline.testing.synthetic import write_export
 
     started = time.perf_counter()
     write_export(path, fmt="json", target_bytes=target, seed=7)
@@ -208,7 +208,7 @@ def measure_tick(url: str, endpoint: str | None, workdir: str) -> dict[str, Any]
 
 def measure_read(url: str, endpoint: str | None) -> dict[str, Any]:
     """Parse the export at ``url`` to its last batch through ``ExportReader``."""
-    from soulprint_pipeline.reader import ExportReader
+    from soulprint_pipeline.export.reader import ExportReader
 
     options = _s3_settings(endpoint).storage_options(url) or None
     if options:

@@ -9,10 +9,10 @@ import sys
 import time
 
 from soulprint_pipeline.errors import UserSafeError
-from soulprint_pipeline.parquet_parts import PartWriter
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import DICTIONARY_COLUMNS
-from soulprint_pipeline.storage import MiB, ReadLimits
+from soulprint_pipeline.export.containers import MiB, ReadLimits
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
+from soulprint_pipeline.lake.parquet_parts import PartWriter
 
 
 def _limits(args: argparse.Namespace) -> ReadLimits:
@@ -58,9 +58,9 @@ def import_command(args: argparse.Namespace) -> int:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
-    from soulprint_pipeline.progress import QUEUED, ProgressTracker
+    from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker
 
-    progress_log = logging.getLogger("soulprint_pipeline.progress")
+    progress_log = logging.getLogger("soulprint_pipeline.mirror.progress")
     progress_log.setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from soulprint_pipeline import prompt
 from soulprint_pipeline.defs import assets as assets_module
+from soulprint_pipeline.soulprint import prompt
 from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
 from soulprint_pipeline_tests.test_pipeline import Env
 

@@ -21,9 +21,9 @@ from soulprint_pipeline.errors import (
     TruncatedExportError,
     UnsafeArchiveError,
 )
-from soulprint_pipeline.jsonstream import _BLOCK_BYTES
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.storage import MiB, ReadLimits
+from soulprint_pipeline.export.containers import MiB, ReadLimits
+from soulprint_pipeline.export.jsonstream import _BLOCK_BYTES
+from soulprint_pipeline.export.reader import ExportReader
 
 SECRET = "my-secret-diary-words"
 

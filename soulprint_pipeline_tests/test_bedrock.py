@@ -12,11 +12,11 @@ import dagster as dg
 import pytest
 
 from soulprint_pipeline.defs.model import SoulprintModel
-from soulprint_pipeline.prompt import quick_pass_prompt
-from soulprint_pipeline.sampling import estimate_tokens
-from soulprint_pipeline.soulprint import NOT_ENOUGH_DATA, SECTION_FIELDS
-from soulprint_pipeline.storage import MiB
-from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline.export.containers import MiB
+from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
+from soulprint_pipeline.soulprint.sampling import estimate_tokens
+from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, SECTION_FIELDS
+from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.bedrock_stub import BedrockStub, Reply
 from soulprint_pipeline_tests.test_pipeline import Env
 

@@ -11,7 +11,7 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline_tests.conftest import (
     S3_BUCKET,
     chatgpt_conversation,

@@ -13,8 +13,8 @@ from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import users
 from soulprint_pipeline.defs.resources import ProfilesResource
 from soulprint_pipeline.defs.sensors import import_failure_sensor
-from soulprint_pipeline.llm import PermanentModelError
-from soulprint_pipeline.profiles import open_profile_store
+from soulprint_pipeline.mirror.profiles import open_profile_store
+from soulprint_pipeline.soulprint.llm import PermanentModelError
 from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
 from soulprint_pipeline_tests.test_pipeline import Env
 

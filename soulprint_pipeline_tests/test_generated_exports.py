@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
-from soulprint_pipeline.storage import MiB, ReadLimits
-from soulprint_pipeline.synthetic import FORMATS, write_export
+from soulprint_pipeline.export.containers import MiB, ReadLimits
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.testing.synthetic import FORMATS, write_export
 from soulprint_pipeline_tests.conftest import chatgpt_conversation
 
 

@@ -18,11 +18,11 @@ import ijson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from soulprint_pipeline._native import StructureGuard
+from soulprint_pipeline.export._native import StructureGuard
 
 from soulprint_pipeline.errors import StructureLimitError
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.storage import ReadLimits
+from soulprint_pipeline.export.containers import ReadLimits
+from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline_tests.conftest import chatgpt_conversation, zip_bytes
 from soulprint_pipeline_tests.test_cli import CONSOLE_SCRIPT
 

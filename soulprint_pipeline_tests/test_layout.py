@@ -42,6 +42,6 @@ def test_no_production_module_imports_the_test_generator() -> None:
     users = [
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
-        if path.name != "synthetic.py" and "soulprint_pipeline.synthetic" in _imports(path)
+        if path.name != "synthetic.py" and "soulprint_pipeline.testing.synthetic" in _imports(path)
     ]
     assert users == []

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from soulprint_pipeline import jsonstream
 from soulprint_pipeline.errors import ExportError
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import ROLES, SCHEMA
-from soulprint_pipeline.storage import ReadLimits
+from soulprint_pipeline.export import jsonstream
+from soulprint_pipeline.export.containers import ReadLimits
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import ROLES, SCHEMA
 
 _scalars = st.one_of(
     st.none(),

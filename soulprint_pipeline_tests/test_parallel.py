@@ -11,14 +11,14 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from soulprint_pipeline import parallel
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.resources import S3Settings
 from soulprint_pipeline.errors import EmptyExportError, ExportError, InvalidJSONError
-from soulprint_pipeline.reader import ExportReader, ReadStats
-from soulprint_pipeline.rows import SCHEMA
-from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline.export import parallel
+from soulprint_pipeline.export.reader import ExportReader, ReadStats
+from soulprint_pipeline.export.rows import SCHEMA
+from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.conftest import S3_BUCKET, chatgpt_export_bytes, zip_bytes
 from soulprint_pipeline_tests.test_pipeline import ASSETS, Env, env  # noqa: F401
 

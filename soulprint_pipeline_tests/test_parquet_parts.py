@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from soulprint_pipeline.lake import Lake, StoredParts
-from soulprint_pipeline.parquet_parts import PartWriter
+from soulprint_pipeline.lake.parquet_parts import PartWriter
+from soulprint_pipeline.lake.store import Lake, StoredParts
 
 
 def _batch(start: int) -> pa.RecordBatch:

@@ -20,11 +20,11 @@ from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
-from soulprint_pipeline.profiles import open_profile_store
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.soulprint import SECTION_NAMES
-from soulprint_pipeline.storage import MiB
-from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline.export.containers import MiB
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.mirror.profiles import open_profile_store
+from soulprint_pipeline.soulprint.sections import SECTION_NAMES
+from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
 
 ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from soulprint_pipeline.soulprint import SECTION_NAMES
+from soulprint_pipeline.soulprint.sections import SECTION_NAMES
 from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
 from soulprint_pipeline_tests.test_pipeline import Env
 

@@ -1,4 +1,4 @@
-"""Tests for the ``user_profiles`` mirror (soulprint_pipeline.profiles).
+"""Tests for the ``user_profiles`` mirror (soulprint_pipeline.mirror.profiles).
 
 SQLite and PostgreSQL run for real (PostgreSQL is a throwaway server from
 ``soulprint_pipeline_tests.postgres``); Supabase REST is checked at the HTTP level with
@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from soulprint_pipeline.errors import ConfigurationError
-from soulprint_pipeline.profiles import (
+from soulprint_pipeline.mirror.profiles import (
     MAX_IMPORT_ERROR_CHARS,
     PROFILE_COLUMNS,
     PostgresProfileStore,

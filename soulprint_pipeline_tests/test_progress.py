@@ -19,13 +19,13 @@ from soulprint_pipeline.errors import (
     TruncatedExportError,
     message_for_person,
 )
-from soulprint_pipeline.profiles import (
+from soulprint_pipeline.mirror.profiles import (
     MAX_IMPORT_ERROR_CHARS,
     ProfileStore,
     ProfileStoreError,
     open_profile_store,
 )
-from soulprint_pipeline.progress import (
+from soulprint_pipeline.mirror.progress import (
     COMPLETE,
     DOWNLOADING,
     GENERATING,
@@ -292,7 +292,7 @@ def test_advance_swallows_a_mirror_error(clock: Clock, caplog: pytest.LogCapture
     store = DownStore()
     seen: list[tuple[str, int]] = []
     tracker = _tracker(store, clock, listener=lambda s, p: seen.append((s, p)))
-    with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.progress"):
+    with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"):
         tracker.start(DOWNLOADING)
         clock.tick(2)
         tracker.advance(DOWNLOADING, 0.5)
@@ -312,7 +312,7 @@ def test_complete_retries_with_doubling_backoff_then_raises(
     delays: list[float] = []
     tracker = _tracker(store, clock, final_attempts=4, backoff_seconds=0.25, sleep=delays.append)
     with (
-        caplog.at_level(logging.WARNING, logger="soulprint_pipeline.progress"),
+        caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"),
         pytest.raises(ProfileStoreError, match="upsert of user_profiles failed"),
     ):
         tracker.complete({"total_messages": 3})
@@ -374,7 +374,7 @@ def test_is_quiet_rules(sqlite_store: ProfileStore) -> None:
 
 
 def test_is_quiet_when_the_store_is_down(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.progress"):
+    with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"):
         assert not is_quiet(DownStore(), USER, new_upload=False)
     assert any("could not read user_profiles for user-1" in r.getMessage() for r in caplog.records)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from soulprint_pipeline.reader import ExportReader
+from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline_tests.conftest import REAL_FIXTURES
 
 REAL = REAL_FIXTURES

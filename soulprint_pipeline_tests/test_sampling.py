@@ -7,16 +7,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
-from soulprint_pipeline.sampling import (
+from soulprint_pipeline.export.containers import MiB
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.soulprint.sampling import (
     SampleLimits,
     estimate_tokens,
     render_sample,
     sample_conversations,
 )
-from soulprint_pipeline.storage import MiB
-from soulprint_pipeline.synthetic import write_export
+from soulprint_pipeline.testing.synthetic import write_export
 
 
 @pytest.fixture(scope="module")

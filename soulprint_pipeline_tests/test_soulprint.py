@@ -11,17 +11,19 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import SCHEMA
-from soulprint_pipeline.soulprint import (
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import SCHEMA
+from soulprint_pipeline.soulprint.offline import (
     KEYWORD_LIMIT,
+    ProfileEvidence,
+    evidence_summary,
+    offline_soulprint,
+)
+from soulprint_pipeline.soulprint.sections import (
     NOT_ENOUGH_DATA,
     SECTION_FIELDS,
     SECTION_NAMES,
-    ProfileEvidence,
     SoulprintValidationError,
-    evidence_summary,
-    offline_soulprint,
     render_markdown,
     section_markdown,
     validate_sections,
@@ -76,7 +78,7 @@ def _full_sections() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def export_evidence(tmp_path_factory: pytest.TempPathFactory) -> ProfileEvidence:
     path = tmp_path_factory.mktemp("export") / "conversations.json"
-    from soulprint_pipeline.synthetic import write_export
+    from soulprint_pipeline.testing.synthetic import write_export
 
     write_export(str(path), fmt="json", target_bytes=2_000_000, seed=7)
     return _evidence(*ExportReader(str(path)).batches())
@@ -228,7 +230,7 @@ def test_offline_soulprint_on_a_generated_export(export_evidence: ProfileEvidenc
 def test_offline_soulprint_is_deterministic(
     tmp_path: Path, export_evidence: ProfileEvidence
 ) -> None:
-    from soulprint_pipeline.synthetic import write_export
+    from soulprint_pipeline.testing.synthetic import write_export
 
     path = tmp_path / "again.json"
     write_export(str(path), fmt="json", target_bytes=2_000_000, seed=7)
@@ -240,7 +242,7 @@ def test_offline_soulprint_is_deterministic(
 
 
 def test_evidence_is_the_same_whatever_the_batch_size(tmp_path: Path) -> None:
-    from soulprint_pipeline.synthetic import write_export
+    from soulprint_pipeline.testing.synthetic import write_export
 
     path = tmp_path / "small.json"
     write_export(str(path), fmt="json", target_bytes=300_000, seed=11)

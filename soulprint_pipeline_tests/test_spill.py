@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from soulprint_pipeline.spill import TextSpill
+from soulprint_pipeline.export.spill import TextSpill
 
 
 def test_texts_past_the_budget_wait_on_disk_until_released() -> None:

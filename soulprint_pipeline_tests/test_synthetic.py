@@ -1,4 +1,4 @@
-"""Tests for the synthetic ChatGPT export generator (soulprint_pipeline.synthetic).
+"""Tests for the synthetic ChatGPT export generator (soulprint_pipeline.testing.synthetic).
 
 The visibility rules are re-implemented here on purpose, independently of the generator, and
 checked against real fixtures whose counts are documented in SOURCES.md.
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from soulprint_pipeline.synthetic import (
+from soulprint_pipeline.testing.synthetic import (
     FORMATS,
     ExportTruth,
     main,

@@ -9,9 +9,9 @@ from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.errors import EmptyExportError
-from soulprint_pipeline.lake import StoredParts
-from soulprint_pipeline.llm import TransientModelError
-from soulprint_pipeline.progress import (
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.mirror.progress import (
     DOWNLOADING,
     GENERATING,
     PARSING,
@@ -19,9 +19,9 @@ from soulprint_pipeline.progress import (
     is_quiet,
     now,
 )
-from soulprint_pipeline.prompt import quick_pass_prompt
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.soulprint import render_markdown, section_markdown
+from soulprint_pipeline.soulprint.llm import TransientModelError
+from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
+from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
 from soulprint_pipeline.users import validate_user_id
 
 GROUP = "soulprint"

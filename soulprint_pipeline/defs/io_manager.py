@@ -7,7 +7,7 @@ asset                  output (handled here)           input (to the next asset)
 =====================  ==============================  ====================================
 raw_export             :class:`ExportCopy`: copied     an ``ExportReader`` on the lake copy
                        in chunks, with sha256          (nothing read until iterated)
-conversation_batches   an iterable of record batches   :class:`~soulprint_pipeline.lake.
+conversation_batches   an iterable of record batches   :class:`~soulprint_pipeline.lake.store.
                        (the reader): Parquet parts,    StoredParts`, a lazy reader of parts
                        written as it is consumed
 quick_pass_soulprint   :class:`SoulprintToSave`        the sections (a small JSON file)
@@ -24,10 +24,10 @@ from typing import Any
 import dagster as dg
 
 from soulprint_pipeline.defs.resources import S3Settings, Upload
-from soulprint_pipeline.lake import Lake, StoredParts
-from soulprint_pipeline.reader import ExportReader
-from soulprint_pipeline.rows import DICTIONARY_COLUMNS
-from soulprint_pipeline.storage import MiB, open_export
+from soulprint_pipeline.export.containers import MiB, open_export
+from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
+from soulprint_pipeline.lake.store import Lake, StoredParts
 
 #: Called with (bytes done, bytes in all).
 Progress = Callable[[int, int], None]

@@ -18,16 +18,21 @@ from typing import Any
 
 import dagster as dg
 
-from soulprint_pipeline.lake import StoredParts
-from soulprint_pipeline.llm import PermanentModelError, ask_for_soulprint
-from soulprint_pipeline.prompt import quick_pass_prompt, user_message
-from soulprint_pipeline.sampling import COLUMNS, SampleLimits, render_sample, sample_conversations
-from soulprint_pipeline.soulprint import (
+from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.soulprint.llm import PermanentModelError, ask_for_soulprint
+from soulprint_pipeline.soulprint.offline import (
     ProfileEvidence,
     evidence_summary,
     offline_soulprint,
-    validate_sections,
 )
+from soulprint_pipeline.soulprint.prompt import quick_pass_prompt, user_message
+from soulprint_pipeline.soulprint.sampling import (
+    COLUMNS,
+    SampleLimits,
+    render_sample,
+    sample_conversations,
+)
+from soulprint_pipeline.soulprint.sections import validate_sections
 
 BACKENDS = ("offline", "bedrock", "anthropic")
 DEFAULT_MODELS = {

@@ -20,8 +20,8 @@ import fsspec
 from pydantic import PrivateAttr
 
 from soulprint_pipeline.errors import ConfigurationError, StorageError
-from soulprint_pipeline.profiles import ProfileStore, ProfileStoreError, open_profile_store
-from soulprint_pipeline.storage import MiB, storage_error
+from soulprint_pipeline.export.containers import MiB, storage_error
+from soulprint_pipeline.mirror.profiles import ProfileStore, ProfileStoreError, open_profile_store
 from soulprint_pipeline.users import validate_user_id
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.

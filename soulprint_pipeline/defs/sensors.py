@@ -17,7 +17,7 @@ from soulprint_pipeline.defs.resources import (
     is_export_name,
 )
 from soulprint_pipeline.errors import message_for_person
-from soulprint_pipeline.progress import QUEUED, ProgressTracker, record_failure
+from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, record_failure
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
 

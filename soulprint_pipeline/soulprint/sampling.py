@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
 
 BYTES_PER_TOKEN = 3.5
 COLUMNS = ["conversation_id", "conversation_title", "role", "content_type", "text", "created_at"]

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soulprint_pipeline.errors import StorageError
-from soulprint_pipeline.storage import storage_error
+from soulprint_pipeline.export.containers import storage_error
 from soulprint_pipeline.users import validate_user_id
 
 CURRENT = "CURRENT.json"
@@ -126,7 +126,7 @@ class Lake:
 
     def write_parts(self, version: Version, batches: Iterator[pa.RecordBatch], **writer: Any):
         """Write ``batches`` as Parquet parts into ``version``; returns the PartWriter used."""
-        from soulprint_pipeline.parquet_parts import PartWriter
+        from soulprint_pipeline.lake.parquet_parts import PartWriter
 
         with PartWriter(version.url, storage_options=self.storage_options, **writer) as parts:
             parts.write_all(batches)

@@ -11,8 +11,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import Conversation, Message, id_text, number
+from soulprint_pipeline.export.dialects.branches import walk_back
+from soulprint_pipeline.export.rows import Conversation, Message, id_text, number
 
 _ROLES = {"human": "user", "assistant": "assistant"}
 

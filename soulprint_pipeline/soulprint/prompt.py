@@ -12,7 +12,7 @@ from functools import cache
 from importlib.resources import files
 from typing import NamedTuple
 
-from soulprint_pipeline.soulprint import SECTION_FIELDS
+from soulprint_pipeline.soulprint.sections import SECTION_FIELDS
 
 
 class Prompt(NamedTuple):
@@ -33,7 +33,9 @@ def _schema() -> str:
 @cache
 def quick_pass_prompt() -> Prompt:
     """The prompt in ``prompts/quick_pass.md`` (a ``version: N`` line, ``---``, the text)."""
-    text = files("soulprint_pipeline").joinpath("prompts/quick_pass.md").read_text("utf-8")
+    text = (
+        files("soulprint_pipeline.soulprint").joinpath("prompts/quick_pass.md").read_text("utf-8")
+    )
     header, _, body = text.partition("\n---\n")
     version = int(header.split(":", 1)[1])
     return Prompt(version, body.strip().replace("{schema}", _schema()))

@@ -31,7 +31,6 @@ from typing import Any, BinaryIO, Protocol
 
 import ijson
 
-from soulprint_pipeline._native import StructureGuard
 from soulprint_pipeline.errors import (
     EmptyExportError,
     EncodingError,
@@ -42,7 +41,8 @@ from soulprint_pipeline.errors import (
     StructureLimitError,
     TruncatedExportError,
 )
-from soulprint_pipeline.storage import MiB, ReadLimits, describe_content
+from soulprint_pipeline.export._native import StructureGuard
+from soulprint_pipeline.export.containers import MiB, ReadLimits, describe_content
 
 _TOO_DEEP = 1  # StructureGuard.scan's status for nesting past max_depth
 

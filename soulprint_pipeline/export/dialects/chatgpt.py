@@ -15,9 +15,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from soulprint_pipeline._native import branch_messages, common_case, register_types
-from soulprint_pipeline.branches import walk_back
-from soulprint_pipeline.rows import (
+from soulprint_pipeline.export._native import branch_messages, common_case, register_types
+from soulprint_pipeline.export.dialects.branches import walk_back
+from soulprint_pipeline.export.rows import (
     CUSTOM_INSTRUCTIONS,
     MEMORY,
     Conversation,

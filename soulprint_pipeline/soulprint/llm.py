@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model
     import anthropic
 
 from soulprint_pipeline.errors import UserSafeError
-from soulprint_pipeline.soulprint import SoulprintValidationError, validate_sections
+from soulprint_pipeline.soulprint.sections import SoulprintValidationError, validate_sections
 
 #: USD per million tokens (Claude Haiku 4.5, on Bedrock and the direct API).
 PRICE_PER_MTOK = {"input": 1.00, "output": 5.00}

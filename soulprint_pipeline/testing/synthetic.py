@@ -14,7 +14,7 @@ its node is being written, so even a giant conversation costs little more than i
 
 Command line::
 
-    python -m soulprint_pipeline.synthetic OUT --size 50MB --format zip --seed 1 [--giant 100MB]
+    python -m soulprint_pipeline.testing.synthetic OUT --size 50MB --format zip [--giant 100MB]
 """
 
 from __future__ import annotations
@@ -1554,12 +1554,12 @@ def parse_size(text: str | int) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m soulprint_pipeline.synthetic OUT --size 50MB --format zip``.
+    """Command line: ``python -m soulprint_pipeline.testing.synthetic OUT --size 50MB``.
 
     Prints the ground truth as JSON on stdout and the throughput on stderr.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m soulprint_pipeline.synthetic",
+        prog="python -m soulprint_pipeline.testing.synthetic",
         description="Write a seeded synthetic ChatGPT export.",
     )
     parser.add_argument("out", help="output path (local file)")

@@ -3,7 +3,7 @@
 Since 2026 a ChatGPT export holds its conversations as ``conversations-000.json`` ...
 members, each a whole JSON document, so separate processes can parse them side by side (one
 Python process is bound to one core by its GIL). Each worker reads one document with its own
-:class:`~soulprint_pipeline.reader.ExportReader` and writes the batches to a local Arrow IPC
+:class:`~soulprint_pipeline.export.reader.ExportReader` and writes the batches to a local Arrow IPC
 file (LZ4-compressed; at worst every document's rows wait there, when the parent writes parts
 more slowly than the workers parse); the parent reads the files back in document order, so the
 batches come out in exactly the order a sequential read gives, and adds up the workers' counts.
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from soulprint_pipeline.errors import EmptyExportError
-from soulprint_pipeline.rows import SCHEMA
+from soulprint_pipeline.export.rows import SCHEMA
 
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import SynchronizedArray
 
-    from soulprint_pipeline.reader import ExportReader, ReadStats
+    from soulprint_pipeline.export.reader import ExportReader, ReadStats
 
 #: How often the parent reports progress while it waits for a document.
 PROGRESS_INTERVAL_S = 0.5
@@ -46,7 +46,7 @@ def _start_worker(progress: SynchronizedArray) -> None:
 
 def _parse_document(settings: dict[str, Any], index: int, document: str, spool: str) -> ReadStats:
     """Parse one document of the export into the Arrow IPC file ``spool``; return its counts."""
-    from soulprint_pipeline.reader import ExportReader
+    from soulprint_pipeline.export.reader import ExportReader
 
     def on_progress(done: int, _total: int) -> None:
         _progress[index] = done

@@ -407,7 +407,7 @@ static PyGetSetDef Guard_getset[] = {
 
 static PyTypeObject GuardType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "soulprint_pipeline._native.StructureGuard",
+    .tp_name = "soulprint_pipeline.export._native.StructureGuard",
     .tp_doc = PyDoc_STR("StructureGuard(max_depth=128, max_path=1024): see the module doc."),
     .tp_basicsize = sizeof(Guard),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -749,7 +749,7 @@ intern_names(void)
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "soulprint_pipeline._native",
+    .m_name = "soulprint_pipeline.export._native",
     .m_methods = module_methods,
     .m_doc = PyDoc_STR(
         "The reader's hot loops: StructureGuard, which tracks the nesting depth, path length and "

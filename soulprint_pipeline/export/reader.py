@@ -25,12 +25,12 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from soulprint_pipeline import chatgpt, claude
 from soulprint_pipeline.errors import EmptyExportError
-from soulprint_pipeline.jsonstream import backend_name, iter_conversations
-from soulprint_pipeline.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
-from soulprint_pipeline.spill import TextSpill
-from soulprint_pipeline.storage import OpenedExport, ReadLimits, open_export
+from soulprint_pipeline.export.containers import OpenedExport, ReadLimits, open_export
+from soulprint_pipeline.export.dialects import chatgpt, claude
+from soulprint_pipeline.export.jsonstream import backend_name, iter_conversations
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
+from soulprint_pipeline.export.spill import TextSpill
 
 #: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
 ProgressCallback = Callable[[int, int], None]
@@ -226,7 +226,7 @@ class ExportReader:
         if self.workers > 1:
             documents = self._documents_to_share()
             if len(documents) > 1:
-                from soulprint_pipeline.parallel import parallel_batches
+                from soulprint_pipeline.export.parallel import parallel_batches
 
                 yield from parallel_batches(self, documents)
                 return

@@ -1,0 +1,1 @@
+"""The export reader: containers, the JSON stream and its guard, dialects, rows."""

@@ -1,0 +1,1 @@
+"""Linearizing one conversation of each export dialect into its visible messages."""

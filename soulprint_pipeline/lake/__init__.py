@@ -1,0 +1,1 @@
+"""Where every asset is kept: versioned partitions and Parquet parts, over fsspec."""

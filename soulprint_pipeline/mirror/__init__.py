@@ -1,0 +1,1 @@
+"""The app's user_profiles table and the import's progress mirrored into it."""

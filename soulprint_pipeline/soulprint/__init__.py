@@ -1,0 +1,1 @@
+"""The soulprint: sections, the offline model, the sample, the prompt, the Claude client."""

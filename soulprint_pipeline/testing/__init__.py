@@ -1,0 +1,1 @@
+"""Seeded generators of realistic exports for tests and benchmarks; production never imports it."""
