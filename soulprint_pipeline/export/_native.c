@@ -446,6 +446,23 @@ is_ascii_string(PyObject *value, const char *text)
            PyUnicode_CompareWithASCIIString(value, text) == 0;
 }
 
+/* A Message (tuple.__new__(Message, fields), as chatgpt's _new_message); steals fields. */
+static PyObject *
+new_message(PyObject *fields)
+{
+    if (fields == NULL) {
+        return NULL;
+    }
+    PyObject *args = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *message = PyTuple_Type.tp_new((PyTypeObject *)message_type, args, NULL);
+    Py_DECREF(args);
+    return message;
+}
+
 static PyObject *
 common_case(PyObject *module, PyObject *message)
 {
@@ -517,17 +534,7 @@ common_case(PyObject *module, PyObject *message)
     }
     PyObject *fields = PyTuple_Pack(6, message_id ? message_id : Py_None, role, content_type,
                                     text, created, slug ? slug : Py_None);
-    if (fields == NULL) {
-        return NULL;
-    }
-    PyObject *args = PyTuple_Pack(1, fields);
-    Py_DECREF(fields);
-    if (args == NULL) {
-        return NULL;
-    }
-    PyObject *result = PyTuple_Type.tp_new((PyTypeObject *)message_type, args, NULL);
-    Py_DECREF(args);
-    return result;
+    return new_message(fields);
 }
 
 /* 3. branch_messages(mapping, current_node, classify, skipped): chatgpt.linearize's loop.
@@ -552,14 +559,7 @@ with_message_id(PyObject *result, PyObject *node_id)
         PyObject *value = k == 0 ? node_id : PyTuple_GET_ITEM(result, k);
         PyTuple_SET_ITEM(fields, k, Py_NewRef(value));
     }
-    PyObject *args = PyTuple_Pack(1, fields);
-    Py_DECREF(fields);
-    if (args == NULL) {
-        return NULL;
-    }
-    PyObject *message = PyTuple_Type.tp_new((PyTypeObject *)message_type, args, NULL);
-    Py_DECREF(args);
-    return message;
+    return new_message(fields);
 }
 
 static PyObject *
