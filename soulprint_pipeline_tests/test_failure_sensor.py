@@ -8,9 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from soulprint_pipeline.defs.jobs import PARTITION_TAG
 from soulprint_pipeline.defs.model import SoulprintModel
-from soulprint_pipeline.defs.partitions import users
+from soulprint_pipeline.defs.partitions import PARTITION_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource
 from soulprint_pipeline.defs.sensors import import_failure_sensor
 from soulprint_pipeline.mirror.profiles import open_profile_store

@@ -23,11 +23,12 @@ from typing import Any
 
 import dagster as dg
 
-from soulprint_pipeline.defs.resources import S3Settings, Upload
+from soulprint_pipeline.defs.resources import S3Settings
 from soulprint_pipeline.export.containers import MiB, open_export
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.lake.store import Lake, StoredParts
+from soulprint_pipeline.uploads import Upload
 
 #: Called with (bytes done, bytes in all).
 Progress = Callable[[int, int], None]

@@ -3,10 +3,9 @@
 import dagster as dg
 
 from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.partitions import PARTITION_TAG
 from soulprint_pipeline.errors import message_for_person
 from soulprint_pipeline.mirror.progress import record_failure
-
-PARTITION_TAG = "dagster/partition"
 
 
 @dg.failure_hook(required_resource_keys={"profiles"})

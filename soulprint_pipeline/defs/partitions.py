@@ -1,4 +1,5 @@
-"""One dynamic partition per user; the key is the user id."""
+"""One dynamic partition per user (the key is the user id), and every run tag the pipeline
+reads or sets."""
 
 import dagster as dg
 
@@ -9,3 +10,6 @@ UPLOAD_TAG = "soulprint/upload"
 
 #: Run tag with the upload's object identity (ETag, or size and mtime) when the sensor knows it.
 IDENTITY_TAG = "soulprint/upload_identity"
+
+#: Dagster's own tag with the partition key of a run: the user id.
+PARTITION_TAG = "dagster/partition"

@@ -7,22 +7,19 @@ dagster-open-platform does.
 
 import logging
 import os
-import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import dagster as dg
-import fsspec
 from pydantic import PrivateAttr
 
-from soulprint_pipeline.errors import ConfigurationError, StorageError
-from soulprint_pipeline.export.containers import MiB, storage_error
+from soulprint_pipeline.errors import ConfigurationError
+from soulprint_pipeline.export.containers import MiB
 from soulprint_pipeline.mirror.profiles import ProfileStore, ProfileStoreError, open_profile_store
-from soulprint_pipeline.users import validate_user_id
+from soulprint_pipeline.uploads import Bucket, Upload, upload_at
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.
 DATA_DIR = Path(os.getenv("SOULPRINT_DATA_DIR", "data")).absolute()
@@ -94,48 +91,6 @@ def s3_settings_from_env() -> S3Settings:
     )
 
 
-@dataclass(frozen=True)
-class Upload:
-    """One object in the uploads bucket: ``{uploads}/{user_id}/{name}``."""
-
-    url: str
-    user_id: str
-    name: str
-    size: int
-    modified: float  # seconds since the epoch
-    identity: str  # ETag or size+mtime: changes when the object is replaced
-
-
-#: What an export's file name ends with (a bucket also holds .DS_Store, notes, partial files).
-EXPORT_SUFFIXES = (".zip", ".json", ".gz")
-
-
-def is_export_name(name: str) -> bool:
-    """Whether a file name can be an export (the content decides, later, if it is one)."""
-    return not name.startswith(".") and name.lower().endswith(EXPORT_SUFFIXES)
-
-
-def _upload(url: str, user_id: str, info: dict[str, Any]) -> Upload:
-    modified = _modified(info)
-    size = int(info.get("size") or 0)
-    etag = str(info.get("ETag") or "").strip('"')
-    # an ETag is the content's hash on S3: with the time, the same bytes uploaded again are a
-    # new object (a person retrying after a failed import)
-    return Upload(
-        url=url,
-        user_id=user_id,
-        name=posixpath.basename(url.rstrip("/")),
-        size=size,
-        modified=modified,
-        identity=f"{etag or size}-{modified:.6f}",
-    )
-
-
-def _modified(info: dict[str, Any]) -> float:
-    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
-    return value.timestamp() if hasattr(value, "timestamp") else float(value)
-
-
 class UploadsResource(dg.ConfigurableResource):
     """The uploads bucket (``SOULPRINT_UPLOADS_URL``): a folder, ``s3://`` or any fsspec URL."""
 
@@ -146,61 +101,26 @@ class UploadsResource(dg.ConfigurableResource):
         """fsspec options for reading uploads."""
         return self.s3.storage_options(self.url)
 
-    def _fs(self) -> tuple[Any, str]:
-        return fsspec.core.url_to_fs(self.url, **self.storage_options())
+    @property
+    def bucket(self) -> Bucket:
+        """The bucket, to list (see uploads.Bucket)."""
+        return Bucket(self.url, self.storage_options())
 
     def upload_at(self, url: str, user_id: str) -> Upload:
         """The upload at ``url`` (any fsspec URL, e.g. from a run tag)."""
-        fs, path = fsspec.core.url_to_fs(url, **self.s3.storage_options(url))
-        try:
-            info = fs.info(path)
-        except Exception as error:  # botocore's errors are not OSErrors
-            raise storage_error(posixpath.basename(path), error) from None
-        return _upload(url, user_id, info)
+        return upload_at(url, user_id, self.s3.storage_options(url))
 
     def list_uploads(self) -> Iterator[tuple[str, Upload]]:
         """Every object in the bucket, as (path relative to the bucket URL, upload)."""
-        fs, root = self._fs()
-        root = root.rstrip("/")
-        try:
-            found = fs.find(root, detail=True)
-        except FileNotFoundError:
-            return
-        for path, info in found.items():
-            relative = path[len(root) :].lstrip("/")
-            user_id = relative.split("/", 1)[0] if "/" in relative else ""
-            yield relative, _upload(_as_url(self.url, path), user_id, info)
+        return self.bucket.list_uploads()
 
     def uploads_of(self, user_id: str) -> list[Upload]:
         """Every upload under ``{uploads}/{user_id}/``, oldest first."""
-        fs, root = self._fs()
-        folder = posixpath.join(root, validate_user_id(user_id))
-        try:
-            entries = fs.ls(folder, detail=True)
-        except FileNotFoundError:
-            return []
-        uploads = [
-            _upload(_as_url(self.url, entry["name"]), user_id, entry)
-            for entry in entries
-            if entry.get("type") == "file"
-            and is_export_name(posixpath.basename(entry["name"]))
-            and entry.get("size")
-        ]
-        return sorted(uploads, key=lambda upload: (upload.modified, upload.name))
+        return self.bucket.uploads_of(user_id)
 
     def latest_upload(self, user_id: str) -> Upload:
         """The newest upload of ``user_id``; a clear error if there is none."""
-        uploads = self.uploads_of(user_id)
-        if not uploads:
-            raise StorageError(f"No export has been uploaded for user {user_id}.")
-        return uploads[-1]
-
-
-def _as_url(base_url: str, path: str) -> str:
-    if "://" in base_url:
-        protocol = base_url.split("://", 1)[0]
-        return path if path.startswith(f"{protocol}://") else f"{protocol}://{path}"
-    return path
+        return self.bucket.latest_upload(user_id)
 
 
 class ProfilesResource(dg.ConfigurableResource):

@@ -7,17 +7,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from soulprint_pipeline.defs.jobs import PARTITION_TAG, import_user
-from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
-from soulprint_pipeline.defs.resources import (
-    ProfilesResource,
-    Upload,
-    UploadsResource,
-    int_setting,
-    is_export_name,
-)
+from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.partitions import IDENTITY_TAG, PARTITION_TAG, UPLOAD_TAG, users
+from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource, int_setting
 from soulprint_pipeline.errors import message_for_person
 from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, record_failure
+from soulprint_pipeline.uploads import Upload, is_export_name
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
 
