@@ -13,13 +13,24 @@ DAGSTER_LAYER = {"definitions.py", "cli.py"}
 FORBIDDEN = ("dagster", "dagster_", "soulprint_pipeline.defs", "soulprint_pipeline.definitions")
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, with_typing: bool = True) -> set[str]:
+    """The modules ``path`` imports (``from a import b`` counts as ``a`` and ``a.b``); without
+    ``with_typing``, imports under ``if TYPE_CHECKING:`` are left out (they never run)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[ast.AST] = set()
+    if not with_typing:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                skipped.update(ast.walk(node))
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if node in skipped:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -45,3 +56,14 @@ def test_no_production_module_imports_the_test_generator() -> None:
         if path.name != "synthetic.py" and "soulprint_pipeline.testing.synthetic" in _imports(path)
     ]
     assert users == []
+
+
+def test_dependencies_go_one_way() -> None:
+    # the reader uses the parallel parse, never the other way (it is handed the parser it
+    # runs); the Dagster resources do not import the IO manager that is built on them
+    parallel, reader = PACKAGE / "export" / "parallel.py", PACKAGE / "export" / "reader.py"
+    assert "soulprint_pipeline.export.parallel" in _imports(reader, with_typing=False)
+    assert "soulprint_pipeline.export.reader" not in _imports(parallel, with_typing=False)
+    assert "soulprint_pipeline.export.reader" in _imports(parallel)  # only for its types
+    resources = _imports(PACKAGE / "defs" / "resources.py", with_typing=False)
+    assert "soulprint_pipeline.defs.io_manager" not in resources

@@ -14,9 +14,15 @@ import pytest
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.resources import S3Settings
-from soulprint_pipeline.errors import EmptyExportError, ExportError, InvalidJSONError
+from soulprint_pipeline.errors import (
+    EmptyExportError,
+    ExportError,
+    InvalidJSONError,
+    StructureLimitError,
+)
 from soulprint_pipeline.export import parallel
-from soulprint_pipeline.export.reader import ExportReader, ReadStats
+from soulprint_pipeline.export.containers import ReadLimits
+from soulprint_pipeline.export.reader import ExportReader, ReadSettings, ReadStats
 from soulprint_pipeline.export.rows import SCHEMA
 from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.conftest import S3_BUCKET, chatgpt_export_bytes, zip_bytes
@@ -68,8 +74,8 @@ def test_a_workers_progress_is_its_own_documents_share(sharded: Path) -> None:
     # the parent's sum grows with the parse instead of jumping to the end
     seen: list[tuple[int, int]] = []
     member = "conversations-001.json"
-    reader = ExportReader(
-        str(sharded), only_document=member, on_progress=lambda d, t: seen.append((d, t))
+    reader = ExportReader.of_document(
+        ReadSettings(str(sharded)), member, on_progress=lambda d, t: seen.append((d, t))
     )
     for _ in reader.batches():
         pass
@@ -124,9 +130,9 @@ def test_parse_workers_in_the_import_job(
     calls: list[list[str]] = []
     parallel_batches = parallel.parallel_batches
 
-    def counted(reader: ExportReader, documents: list[str]) -> Any:
+    def counted(reader: ExportReader, documents: list[str], parse: Any) -> Any:
         calls.append(documents)
-        return parallel_batches(reader, documents)
+        return parallel_batches(reader, documents, parse)
 
     monkeypatch.setattr(parallel, "parallel_batches", counted)
     env.resources["lake"] = LakeIOManager(url=str(env.lake), s3=S3Settings(), parse_workers=2)
@@ -138,3 +144,14 @@ def test_parse_workers_in_the_import_job(
     assert env.row("erin")["total_messages"] == expected.rows
     parsed = result.asset_materializations_for_node("conversation_batches")[0]
     assert parsed.metadata["conversations"].value == expected.conversations
+
+
+def test_every_reader_setting_reaches_the_workers(sharded: Path) -> None:
+    # the workers read with the reader's own settings: its batch bound and its limits
+    reader = ExportReader(str(sharded), workers=2, batch_rows=7)
+    sizes = [batch.num_rows for batch in reader.batches()]
+    assert max(sizes) <= 7 and sum(sizes) == reader.stats.rows > 7
+    strict = ExportReader(str(sharded), workers=2, limits=ReadLimits(max_depth=3))
+    with pytest.raises(StructureLimitError, match="deeper than 3 levels"):
+        for _ in strict.batches():
+            pass

@@ -2,8 +2,9 @@
 
 Since 2026 a ChatGPT export holds its conversations as ``conversations-000.json`` ...
 members, each a whole JSON document, so separate processes can parse them side by side (one
-Python process is bound to one core by its GIL). Each worker reads one document with its own
-:class:`~soulprint_pipeline.export.reader.ExportReader` and writes the batches to a local Arrow IPC
+Python process is bound to one core by its GIL). Each worker reads one document with the
+function it is given (``reader.read_document``, with the reader's own settings, so every
+reader option reaches the workers) and writes the batches to a local Arrow IPC
 file (LZ4-compressed; at worst every document's rows wait there, when the parent writes parts
 more slowly than the workers parse); the parent reads the files back in document order, so the
 batches come out in exactly the order a sequential read gives, and adds up the workers' counts.
@@ -19,19 +20,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from soulprint_pipeline.errors import EmptyExportError
-from soulprint_pipeline.export.rows import SCHEMA
-
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import SynchronizedArray
 
-    from soulprint_pipeline.export.reader import ExportReader, ReadStats
+    from soulprint_pipeline.export.reader import ExportReader, ReadSettings, ReadStats
+
+    #: Parses one document into a spool file: (settings, document, on_progress, spool).
+    DocumentParser = Callable[[ReadSettings, str, Callable[[int, int], None], str], ReadStats]
 
 #: How often the parent reports progress while it waits for a document.
 PROGRESS_INTERVAL_S = 0.5
@@ -44,23 +45,22 @@ def _start_worker(progress: SynchronizedArray) -> None:
     _progress = progress
 
 
-def _parse_document(settings: dict[str, Any], index: int, document: str, spool: str) -> ReadStats:
-    """Parse one document of the export into the Arrow IPC file ``spool``; return its counts."""
-    from soulprint_pipeline.export.reader import ExportReader
+def _parse_document(
+    parse: DocumentParser, settings: ReadSettings, index: int, document: str, spool: str
+) -> ReadStats:
+    """In a worker: ``parse`` one document, its progress in the shared slot ``index``."""
 
     def on_progress(done: int, _total: int) -> None:
         _progress[index] = done
 
-    reader = ExportReader(**settings, on_progress=on_progress, only_document=document)
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
-    with pa.OSFile(spool, "wb") as sink, pa.ipc.new_stream(sink, SCHEMA, options=options) as out:
-        for batch in reader.batches():
-            out.write_batch(batch)
-    return reader.stats
+    return parse(settings, document, on_progress, spool)
 
 
-def parallel_batches(reader: ExportReader, documents: list[str]) -> Iterator[pa.RecordBatch]:
-    """``reader``'s batches, its ``documents`` parsed in ``reader.workers`` processes.
+def parallel_batches(
+    reader: ExportReader, documents: list[str], parse: DocumentParser
+) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches, its ``documents`` parsed by ``parse`` in ``reader.workers``
+    processes.
 
     Errors are the sequential reader's: a document's ExportError is raised once the batches
     of the documents before it have been given, as a sequential read would.
@@ -76,13 +76,6 @@ def parallel_batches(reader: ExportReader, documents: list[str]) -> Iterator[pa.
             stats.bytes_read = max(stats.bytes_read, done)
             reader.on_progress(stats.bytes_read, stats.total_bytes)
 
-    settings = {
-        "url": reader.url,
-        "limits": reader.limits,
-        "storage_options": reader.storage_options,
-        "batch_rows": reader.batch_rows,
-        "batch_text_chars": reader.batch_text_chars,
-    }
     with tempfile.TemporaryDirectory(prefix="soulprint-parse-") as spool_dir:
         pool = ProcessPoolExecutor(
             max_workers=min(reader.workers, len(documents)),
@@ -92,7 +85,9 @@ def parallel_batches(reader: ExportReader, documents: list[str]) -> Iterator[pa.
         )
         try:
             futures: list[Future[ReadStats]] = [
-                pool.submit(_parse_document, settings, index, document, f"{spool_dir}/{index}")
+                pool.submit(
+                    _parse_document, parse, reader.settings, index, document, f"{spool_dir}/{index}"
+                )
                 for index, document in enumerate(documents)
             ]
             for index, future in enumerate(futures):
@@ -110,5 +105,3 @@ def parallel_batches(reader: ExportReader, documents: list[str]) -> Iterator[pa.
     stats.bytes_read = stats.total_bytes
     if reader.on_progress is not None:
         reader.on_progress(stats.bytes_read, stats.total_bytes)
-    if stats.conversations == 0:
-        raise EmptyExportError("The export holds no conversations.")

@@ -26,10 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from soulprint_pipeline.errors import EmptyExportError
+from soulprint_pipeline.export import parallel
 from soulprint_pipeline.export.containers import OpenedExport, ReadLimits, open_export
 from soulprint_pipeline.export.dialects import chatgpt, claude
 from soulprint_pipeline.export.jsonstream import backend_name, iter_conversations
-from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY, Conversation, RowBatcher
+from soulprint_pipeline.export.rows import (
+    CUSTOM_INSTRUCTIONS,
+    MEMORY,
+    SCHEMA,
+    Conversation,
+    RowBatcher,
+)
 from soulprint_pipeline.export.spill import TextSpill
 
 #: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
@@ -118,6 +125,17 @@ class _Compactor:
         self._spill.release(id(conversation))
 
 
+@dataclass(frozen=True)
+class ReadSettings:
+    """How an export is read: what a worker process needs to read its share the same way."""
+
+    url: str
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    storage_options: dict[str, Any] | None = None
+    batch_rows: int = 50_000
+    batch_text_chars: int = 1024 * 1024
+
+
 class ExportReader:
     """Streams one export into message rows; see the module docstring."""
 
@@ -131,21 +149,33 @@ class ExportReader:
         batch_text_chars: int = 1024 * 1024,
         on_progress: ProgressCallback | None = None,
         workers: int = 1,
-        only_document: str | None = None,
     ) -> None:
-        self.url = url
-        self.limits = limits or ReadLimits()
-        self.storage_options = storage_options
-        self.batch_rows = batch_rows
-        self.batch_text_chars = batch_text_chars
+        self.settings = ReadSettings(
+            url, limits or ReadLimits(), storage_options, batch_rows, batch_text_chars
+        )
         self.on_progress = on_progress
         # processes parsing a sharded export's documents side by side (see parallel.py)
         self.workers = workers
         self.stats = ReadStats(backend=backend_name())
         self._spill = TextSpill(batch_text_chars)
-        # one document of the export, as a worker reads it: holding no conversations is then
-        # no error, the whole export is judged by the parent
-        self.only_document = only_document
+        self._only_document: str | None = None
+
+    @classmethod
+    def of_document(
+        cls, settings: ReadSettings, document: str, on_progress: ProgressCallback | None = None
+    ) -> ExportReader:
+        """A reader of one document of the export, as a worker process reads its share: holding
+        no conversations is then no error (the whole export is judged by the parent)."""
+        reader = cls(
+            settings.url,
+            limits=settings.limits,
+            storage_options=settings.storage_options,
+            batch_rows=settings.batch_rows,
+            batch_text_chars=settings.batch_text_chars,
+            on_progress=on_progress,
+        )
+        reader._only_document = document
+        return reader
 
     def conversations(self) -> Iterator[Conversation]:
         """Each conversation with at least one row, linearized, in export order.
@@ -165,20 +195,21 @@ class ExportReader:
     def _conversations(self) -> Iterator[Conversation]:
         # Message texts of a huge conversation may wait in the spill file (see spill.py).
         stats = self.stats
+        settings = self.settings
         compactor = _Compactor(self._spill)
         with (
-            open_export(self.url, self.limits, self.storage_options) as export,
+            open_export(settings.url, settings.limits, settings.storage_options) as export,
             _relaxed_gc(),
             closing(self._spill),
         ):
             self._note(export)
             for name, open_stream in export.documents():
-                if self.only_document is not None and name != self.only_document:
+                if self._only_document is not None and name != self._only_document:
                     continue
                 for item in iter_conversations(
                     open_stream,
                     name,
-                    limits=self.limits,
+                    limits=settings.limits,
                     compactor=compactor,
                 ):
                     stats.bytes_read = export.bytes_read
@@ -196,11 +227,15 @@ class ExportReader:
                         yield conversation
             # all of it, unless this reads one document of several (a worker's share)
             stats.bytes_read = (
-                export.total_bytes if self.only_document is None else export.bytes_read
+                export.total_bytes if self._only_document is None else export.bytes_read
             )
             if self.on_progress is not None:
                 self.on_progress(stats.bytes_read, stats.total_bytes)
-        if stats.conversations == 0 and self.only_document is None:
+        if self._only_document is None:
+            self._require_conversations()
+
+    def _require_conversations(self) -> None:
+        if self.stats.conversations == 0:
             raise EmptyExportError("The export holds no conversations.")
 
     def _linearize(self, item: dict[str, Any]) -> Conversation | None:
@@ -226,11 +261,11 @@ class ExportReader:
         if self.workers > 1:
             documents = self._documents_to_share()
             if len(documents) > 1:
-                from soulprint_pipeline.export.parallel import parallel_batches
-
-                yield from parallel_batches(self, documents)
+                yield from parallel.parallel_batches(self, documents, read_document)
+                self._require_conversations()
                 return
-        batcher = RowBatcher(self.batch_rows, self.batch_text_chars, text_of=self._spill.utf8)
+        settings = self.settings
+        batcher = RowBatcher(settings.batch_rows, settings.batch_text_chars, self._spill.utf8)
         for conversation in self._conversations():
             for batch in batcher.add(conversation):
                 yield self._counted(batch)
@@ -239,10 +274,11 @@ class ExportReader:
 
     def _documents_to_share(self) -> list[str]:
         """The export's documents, if other processes can open it too (not ``memory://``)."""
-        fs = fsspec.core.url_to_fs(self.url, **(self.storage_options or {}))[0]
+        settings = self.settings
+        fs = fsspec.core.url_to_fs(settings.url, **(settings.storage_options or {}))[0]
         if "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return []
-        with open_export(self.url, self.limits, self.storage_options) as export:
+        with open_export(settings.url, settings.limits, settings.storage_options) as export:
             self._note(export)
             return list(export.members)
 
@@ -282,3 +318,16 @@ class ExportReader:
         """The rows as pandas DataFrames of bounded size."""
         for batch in self.batches():
             yield batch.to_pandas()
+
+
+def read_document(
+    settings: ReadSettings, document: str, on_progress: ProgressCallback, spool: str
+) -> ReadStats:
+    """Parse one ``document`` of the export into the Arrow IPC file ``spool``; return its counts
+    (a worker process's share, see parallel.py)."""
+    reader = ExportReader.of_document(settings, document, on_progress)
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.OSFile(spool, "wb") as sink, pa.ipc.new_stream(sink, SCHEMA, options=options) as out:
+        for batch in reader.batches():
+            out.write_batch(batch)
+    return reader.stats
