@@ -12,7 +12,7 @@ from soulprint_pipeline.export.containers import MiB, ReadLimits
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
 from soulprint_pipeline.testing.synthetic import FORMATS, write_export
-from soulprint_pipeline_tests.conftest import chatgpt_conversation
+from soulprint_pipeline_tests.support.exports import chatgpt_conversation
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

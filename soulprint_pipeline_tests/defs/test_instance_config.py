@@ -16,7 +16,7 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from soulprint_pipeline.defs.partitions import users
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 DEV_CONFIG = ROOT / "dagster.yaml"
 DEPLOY_CONFIG = ROOT / "deploy" / "dagster.yaml"
 ONE_RUN_PER_USER = {

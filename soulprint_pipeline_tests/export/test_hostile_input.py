@@ -23,8 +23,8 @@ from soulprint_pipeline.export._native import StructureGuard
 from soulprint_pipeline.errors import StructureLimitError
 from soulprint_pipeline.export.containers import ReadLimits
 from soulprint_pipeline.export.reader import ExportReader
-from soulprint_pipeline_tests.conftest import chatgpt_conversation, zip_bytes
-from soulprint_pipeline_tests.test_cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.exports import chatgpt_conversation, zip_bytes
 
 
 def _read(path: Path, **limits: int) -> ExportReader:

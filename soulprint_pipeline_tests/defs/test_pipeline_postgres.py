@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from soulprint_pipeline.soulprint.sections import SECTION_NAMES
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 
 
 @pytest.fixture

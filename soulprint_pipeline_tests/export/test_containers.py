@@ -12,12 +12,12 @@ import pyarrow as pa
 import pytest
 
 from soulprint_pipeline.export.reader import ExportReader
-from soulprint_pipeline_tests.conftest import (
-    S3_BUCKET,
+from soulprint_pipeline_tests.support.exports import (
     chatgpt_conversation,
     chatgpt_export_bytes,
     zip_bytes,
 )
+from soulprint_pipeline_tests.support.s3 import S3_BUCKET
 
 
 def _rows(url: str, **options: Any) -> list[tuple]:

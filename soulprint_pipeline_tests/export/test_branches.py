@@ -12,8 +12,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from soulprint_pipeline_tests.conftest import chatgpt_conversation
-from soulprint_pipeline_tests.test_cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.exports import chatgpt_conversation
 
 ROOT_PARENT = "00000000-0000-4000-8000-000000000000"
 

@@ -24,7 +24,7 @@ from soulprint_pipeline.testing.synthetic import (
     write_chatgpt_json,
     write_export,
 )
-from soulprint_pipeline_tests.conftest import REAL_FIXTURES
+from soulprint_pipeline_tests.support.exports import REAL_FIXTURES
 
 KB = 1024
 MB = 1024 * 1024

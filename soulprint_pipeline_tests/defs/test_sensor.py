@@ -15,8 +15,9 @@ from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import S3Settings, UploadsResource
 from soulprint_pipeline.defs.sensors import Cursor, upload_sensor
-from soulprint_pipeline_tests.conftest import S3_BUCKET, chatgpt_export_bytes
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
+from soulprint_pipeline_tests.support.s3 import S3_BUCKET
 
 OLD = time.time() - 3600  # uploads finished an hour ago, long settled
 

@@ -9,85 +9,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
 
-from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
-from soulprint_pipeline.defs.io_manager import LakeIOManager
-from soulprint_pipeline.defs.jobs import import_user
-from soulprint_pipeline.defs.model import SoulprintModel
-from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
-from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
+from soulprint_pipeline.defs.assets import quick_pass_soulprint, raw_export
 from soulprint_pipeline.export.containers import MiB
 from soulprint_pipeline.export.reader import ExportReader
-from soulprint_pipeline.mirror.profiles import open_profile_store
 from soulprint_pipeline.soulprint.sections import SECTION_NAMES
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
-
-ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]
-
-
-class Env:
-    """A data folder (uploads, lake), a user_profiles store and a Dagster instance."""
-
-    def __init__(self, root: Path, profiles_url: str, instance: dg.DagsterInstance) -> None:
-        self.root = root
-        self.uploads = root / "uploads"
-        self.lake = root / "lake"
-        self.profiles_url = profiles_url
-        self.instance = instance
-        s3 = S3Settings()
-        self.resources: dict[str, Any] = {
-            "uploads": UploadsResource(url=str(self.uploads), s3=s3),
-            "lake": LakeIOManager(url=str(self.lake), s3=s3),
-            "profiles": ProfilesResource(url=profiles_url),
-            "llm": SoulprintModel(),
-        }
-        self.defs = dg.Definitions(assets=ASSETS, jobs=[import_user], resources=self.resources)
-
-    def upload(self, user_id: str, name: str, data: bytes) -> Path:
-        path = self.uploads / user_id / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
-
-    def run_import(self, user_id: str, upload: Path | None = None) -> dg.ExecuteInProcessResult:
-        """The import job, as the sensor or the import command starts it."""
-        if not self.instance.has_dynamic_partition(users.name, user_id):
-            self.instance.add_dynamic_partitions(users.name, [user_id])
-        tags = {UPLOAD_TAG: str(upload)} if upload else {}
-        return self.defs.resolve_job_def("import_user").execute_in_process(
-            instance=self.instance, partition_key=user_id, tags=tags, raise_on_error=False
-        )
-
-    def rematerialize(self, user_id: str, selection=ASSETS) -> dg.ExecuteInProcessResult:
-        """A re-run from the UI (or a backfill): no upload tag, no job hooks."""
-        if not self.instance.has_dynamic_partition(users.name, user_id):
-            self.instance.add_dynamic_partitions(users.name, [user_id])
-        return dg.materialize(
-            ASSETS,
-            selection=selection,
-            partition_key=user_id,
-            instance=self.instance,
-            resources=self.resources,
-            raise_on_error=False,
-        )
-
-    def row(self, user_id: str) -> dict[str, Any]:
-        store = open_profile_store(self.profiles_url)
-        try:
-            return store.get(user_id) or {}
-        finally:
-            store.close()
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    with dg.instance_for_test() as instance:
-        yield Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes, zip_bytes
 
 
 def _export(tmp_path: Path, seed: int, size: int = 2 * MiB, fmt: str = "zip") -> bytes:
@@ -242,7 +174,7 @@ def test_definitions_validate(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
         env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         timeout=300,
     )

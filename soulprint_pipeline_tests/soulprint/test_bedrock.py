@@ -17,8 +17,8 @@ from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
 from soulprint_pipeline.soulprint.sampling import estimate_tokens
 from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, SECTION_FIELDS
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.bedrock_stub import BedrockStub, Reply
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, Reply
+from soulprint_pipeline_tests.support.env import Env
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 

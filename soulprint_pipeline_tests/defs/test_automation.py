@@ -10,8 +10,8 @@ import pytest
 
 from soulprint_pipeline.defs import assets as assets_module
 from soulprint_pipeline.soulprint import prompt
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 
 
 def _defs(env: Env, module) -> dg.Definitions:

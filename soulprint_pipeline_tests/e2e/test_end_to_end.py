@@ -28,9 +28,9 @@ import requests
 import yaml
 from psycopg.rows import dict_row
 
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin: dagster-daemon, dagster-webserver, dagster
 LOCATION = "soulprint_pipeline"
 REPOSITORY = "__repository__"

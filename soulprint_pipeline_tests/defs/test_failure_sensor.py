@@ -14,8 +14,8 @@ from soulprint_pipeline.defs.resources import ProfilesResource
 from soulprint_pipeline.defs.sensors import import_failure_sensor
 from soulprint_pipeline.mirror.profiles import open_profile_store
 from soulprint_pipeline.soulprint.llm import PermanentModelError
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 
 SECRET = "my secret diary entry about Lisbon"
 STOPPED = "The import stopped unexpectedly (its worker ended); please upload again."

@@ -7,17 +7,14 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes, zip_bytes
-
-#: The installed entry point (pyproject's [project.scripts]), beside the test's interpreter.
-CONSOLE_SCRIPT = Path(sys.executable).parent / "soulprint-pipeline"
+from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes, zip_bytes
 
 #: Every variable the README documents: a test sets what it needs on a clean slate.
 DOCUMENTED = [

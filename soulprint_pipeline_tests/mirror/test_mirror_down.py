@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from soulprint_pipeline_tests.conftest import chatgpt_export_bytes
-from soulprint_pipeline_tests.test_pipeline import Env
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 
 
 def _closed_port() -> int:

@@ -32,9 +32,8 @@ from soulprint_pipeline.mirror.profiles import (
     SupabaseRestProfileStore,
     open_profile_store,
 )
-from soulprint_pipeline_tests.postgres import postgres_profiles_url, postgres_url  # noqa: F401
 
-DEPLOY_SQL = Path(__file__).resolve().parents[1] / "deploy" / "user_profiles.sql"
+DEPLOY_SQL = Path(__file__).resolve().parents[2] / "deploy" / "user_profiles.sql"
 SOULPRINT = {
     "soul": {"communication_style": "direct", "personality_traits": ["curious", "dry"]},
     "identity": {"ai_name": "Orla", "archetype": "quiet cartographer", "emoji": "🧭"},

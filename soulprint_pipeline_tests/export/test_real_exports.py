@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from soulprint_pipeline.export.reader import ExportReader
-from soulprint_pipeline_tests.conftest import REAL_FIXTURES
+from soulprint_pipeline_tests.support.exports import REAL_FIXTURES
 
 REAL = REAL_FIXTURES
 
@@ -223,7 +223,7 @@ def test_the_suite_needs_nothing_beside_the_repository() -> None:
     outside = "../" + "shared"  # spelled apart so this file does not match itself
     readers = [
         path.name
-        for path in Path(__file__).parent.glob("*.py")
+        for path in Path(__file__).parents[1].rglob("*.py")
         if outside in path.read_text() or "/work/" + "shared" in path.read_text()
     ]
     assert readers == []

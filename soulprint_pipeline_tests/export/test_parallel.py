@@ -25,8 +25,9 @@ from soulprint_pipeline.export.containers import ReadLimits
 from soulprint_pipeline.export.reader import ExportReader, ReadSettings, ReadStats
 from soulprint_pipeline.export.rows import SCHEMA
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.conftest import S3_BUCKET, chatgpt_export_bytes, zip_bytes
-from soulprint_pipeline_tests.test_pipeline import ASSETS, Env, env  # noqa: F401
+from soulprint_pipeline_tests.support.env import ASSETS, Env
+from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes, zip_bytes
+from soulprint_pipeline_tests.support.s3 import S3_BUCKET
 
 
 def _sharded(shards: list[bytes]) -> bytes:
