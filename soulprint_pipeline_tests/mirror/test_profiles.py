@@ -1,7 +1,7 @@
 """Tests for the ``user_profiles`` mirror (soulprint_pipeline.mirror.profiles).
 
 SQLite and PostgreSQL run for real (PostgreSQL is a throwaway server from
-``soulprint_pipeline_tests.postgres``); Supabase REST is checked at the HTTP level with
+``support/postgres.py``); Supabase REST is checked at the HTTP level with
 ``httpx.MockTransport``.
 """
 

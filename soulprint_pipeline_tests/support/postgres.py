@@ -1,8 +1,6 @@
 """A throwaway PostgreSQL 15 server for tests, as reusable pytest fixtures.
 
-Import the fixtures where they are needed (a ``conftest.py`` or a test module)::
-
-    from soulprint_pipeline_tests.postgres import postgres_url, postgres_profiles_url  # noqa: F401
+The root ``conftest.py`` registers these fixtures for every test (``pytest_plugins``).
 
 ``postgres_url`` (session scope) starts one server in a temporary folder and yields the URL of a
 database on it; ``postgres_profiles_url`` (function scope) creates a fresh, empty database per
