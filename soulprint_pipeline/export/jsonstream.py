@@ -173,18 +173,20 @@ class ParserFeed:
 
     def mark(self) -> None:
         """Note that the parser completed a conversation: the bounds restart."""
-        self._marked_at = self.fed
-        self._containers_at_mark = self._containers_fed
+        self._restart_bounds()
         self._nodes = 0
 
     def node(self) -> None:
         """Note that a lean parse began a conversation node (ChatGPT) or message (Claude): the
         bounds on one node restart, and one conversation's nodes are counted."""
-        self._marked_at = self.fed
-        self._containers_at_mark = self._containers_fed
+        self._restart_bounds()
         # the count is checked at the next read: ijson turns an error raised here into a
         # SystemError
         self._nodes += 1
+
+    def _restart_bounds(self) -> None:
+        self._marked_at = self.fed
+        self._containers_at_mark = self._containers_fed
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes the stream's type with read(0)

@@ -15,7 +15,7 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -145,8 +145,8 @@ class ExportReader:
         *,
         limits: ReadLimits | None = None,
         storage_options: dict[str, Any] | None = None,
-        batch_rows: int = 50_000,
-        batch_text_chars: int = 1024 * 1024,
+        batch_rows: int = ReadSettings.batch_rows,
+        batch_text_chars: int = ReadSettings.batch_text_chars,
         on_progress: ProgressCallback | None = None,
         workers: int = 1,
     ) -> None:
@@ -166,14 +166,8 @@ class ExportReader:
     ) -> ExportReader:
         """A reader of one document of the export, as a worker process reads its share: holding
         no conversations is then no error (the whole export is judged by the parent)."""
-        reader = cls(
-            settings.url,
-            limits=settings.limits,
-            storage_options=settings.storage_options,
-            batch_rows=settings.batch_rows,
-            batch_text_chars=settings.batch_text_chars,
-            on_progress=on_progress,
-        )
+        options = {option.name: getattr(settings, option.name) for option in fields(settings)}
+        reader = cls(**options, on_progress=on_progress)
         reader._only_document = document
         return reader
 
