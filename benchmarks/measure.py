@@ -86,7 +86,7 @@ def materialize(path: str, workdir: str) -> dict:
 
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
-    from soulprint_pipeline.mirror.profiles import open_profile_store
+    from soulprint_pipeline.mirror.registry import open_profile_store
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(users.name, ["bench-user"])

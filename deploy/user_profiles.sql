@@ -3,8 +3,9 @@
 -- Idempotent: run it as often as you like (Supabase SQL editor, `supabase db push`, psql -f).
 -- It creates the table if it is missing and adds any missing pipeline column; it never drops,
 -- renames or retypes a column, so the app's own columns and data are left as they are.
--- It mirrors PostgresProfileStore.ensure_schema() in soulprint_pipeline/profiles.py; the
--- Supabase REST backend cannot change the schema, so on Supabase run this file first.
+-- Its columns are the table in soulprint_pipeline/mirror/columns.py (the tests check each line
+-- against it) and it makes the table PostgresProfileStore.ensure_schema() makes; the Supabase
+-- REST backend cannot change the schema, so on Supabase run this file first.
 
 DO $$
 BEGIN

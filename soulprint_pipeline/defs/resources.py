@@ -18,7 +18,8 @@ from pydantic import PrivateAttr
 
 from soulprint_pipeline.errors import ConfigurationError
 from soulprint_pipeline.export.containers import MiB
-from soulprint_pipeline.mirror.profiles import ProfileStore, ProfileStoreError, open_profile_store
+from soulprint_pipeline.mirror.registry import open_profile_store
+from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
 from soulprint_pipeline.uploads import Bucket, Upload, upload_at
 
 #: Where the embedded defaults keep everything: uploads, lake, user_profiles.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from soulprint_pipeline.mirror.profiles import ProfileStore, ProfileStoreError
+from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
 
 log = logging.getLogger(__name__)
 

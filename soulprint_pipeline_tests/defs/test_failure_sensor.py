@@ -12,7 +12,7 @@ from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import PARTITION_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource
 from soulprint_pipeline.defs.sensors import import_failure_sensor
-from soulprint_pipeline.mirror.profiles import open_profile_store
+from soulprint_pipeline.mirror.registry import open_profile_store
 from soulprint_pipeline.soulprint.llm import PermanentModelError
 from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes

@@ -1,4 +1,4 @@
-"""Tests for the ``user_profiles`` mirror (soulprint_pipeline.mirror.profiles).
+"""Tests for the ``user_profiles`` mirror: its column table, its backends and their registry.
 
 SQLite and PostgreSQL run for real (PostgreSQL is a throwaway server from
 ``support/postgres.py``); Supabase REST is checked at the HTTP level with
@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,16 +24,13 @@ import psycopg
 import pytest
 
 from soulprint_pipeline.errors import ConfigurationError
-from soulprint_pipeline.mirror.profiles import (
-    MAX_IMPORT_ERROR_CHARS,
-    PROFILE_COLUMNS,
-    PostgresProfileStore,
-    ProfileStore,
-    ProfileStoreError,
-    SQLiteProfileStore,
-    SupabaseRestProfileStore,
-    open_profile_store,
-)
+from soulprint_pipeline.mirror import registry
+from soulprint_pipeline.mirror.columns import COLUMNS, MAX_IMPORT_ERROR_CHARS, PROFILE_COLUMNS
+from soulprint_pipeline.mirror.postgres import PostgresProfileStore
+from soulprint_pipeline.mirror.registry import open_profile_store, register_profile_store
+from soulprint_pipeline.mirror.sqlite import SQLiteProfileStore
+from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
+from soulprint_pipeline.mirror.supabase import SupabaseRestProfileStore
 
 DEPLOY_SQL = Path(__file__).resolve().parents[2] / "deploy" / "user_profiles.sql"
 SOULPRINT = {
@@ -376,6 +375,80 @@ def test_postgres_deploy_migration(pg_url: str) -> None:
     assert table_columns("postgres", url) == list(PROFILE_COLUMNS)
 
 
+def pg_catalog(url: str) -> list[tuple[str, str, bool, str | None]]:
+    """(name, type, NOT NULL, default) of each user_profiles column, in table order."""
+    return [
+        (name, sql_type, not_null, default)
+        for name, sql_type, not_null, default in raw(
+            "postgres",
+            url,
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "pg_get_expr(d.adbin, d.adrelid) "
+            "FROM pg_attribute a LEFT JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE a.attrelid = 'user_profiles'::regclass AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+    ]
+
+
+def test_deploy_migration_adds_each_column_as_the_column_table_says() -> None:
+    added = [
+        line.removeprefix("ALTER TABLE public.user_profiles ADD COLUMN IF NOT EXISTS ")
+        for line in DEPLOY_SQL.read_text().splitlines()
+        if "ADD COLUMN" in line
+    ]
+    assert added == [f"{column.name} {column.postgres_type};" for column in COLUMNS]
+
+
+def test_postgres_migration_and_store_make_the_same_table(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(DEPLOY_SQL.read_text())  # type: ignore[call-overload]
+    migrated = pg_catalog(pg_url)
+    raw("postgres", pg_url, "DROP TABLE user_profiles")
+    with open_profile_store(pg_url) as store:
+        store.ensure_schema()
+    assert pg_catalog(pg_url) == migrated
+    assert (
+        migrated
+        == [
+            ("user_id", "text", True, None),  # NOT NULL as the primary key
+            ("import_status", "text", True, "'none'::text"),
+            ("import_stage", "text", False, None),
+            ("progress_percent", "integer", True, "0"),
+            ("import_error", "text", False, None),
+            ("processing_started_at", "timestamp with time zone", False, None),
+            ("updated_at", "timestamp with time zone", True, "now()"),
+            ("total_conversations", "integer", False, None),
+            ("total_messages", "integer", False, None),
+            ("soulprint", "jsonb", False, None),
+            *((name, "text", False, None) for name in PROFILE_COLUMNS[10:]),
+        ]
+    )
+
+
+def test_sqlite_columns_follow_the_column_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/profiles.sqlite3"
+    with open_profile_store(url) as store:
+        store.ensure_schema()
+    info = raw("sqlite", url, "PRAGMA table_info(user_profiles)")
+    assert (
+        [(row[1], row[2], bool(row[3]), row[4]) for row in info]
+        == [
+            ("user_id", "TEXT", False, None),
+            ("import_status", "TEXT", True, "'none'"),
+            ("import_stage", "TEXT", False, None),
+            ("progress_percent", "INTEGER", True, "0"),
+            ("import_error", "TEXT", False, None),
+            ("processing_started_at", "TEXT", False, None),
+            ("updated_at", "TEXT", False, None),  # SQLite cannot add a column defaulting to now
+            ("total_conversations", "INTEGER", False, None),
+            ("total_messages", "INTEGER", False, None),
+            *((name, "TEXT", False, None) for name in PROFILE_COLUMNS[9:]),
+        ]
+    )
+
+
 def test_postgres_store_creates_table_with_rls(pg_url: str) -> None:
     with open_profile_store(pg_url) as store:
         store.ensure_schema()
@@ -600,6 +673,61 @@ def test_open_profile_store_dispatch(tmp_path: Path) -> None:
     assert isinstance(supabase, SupabaseRestProfileStore)
     assert supabase.url == SUPABASE_URL
     supabase.close()
+
+
+class DictStore(ProfileStore):
+    """A backend kept in a dict, registered for ``memory://`` by the registry test."""
+
+    backend = "memory"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, service_role_key: str | None = None, timeout: float = 10.0
+    ) -> DictStore:
+        return cls(url)
+
+    def ensure_schema(self) -> None:
+        pass
+
+    def upsert(self, user_id: str, fields: Mapping[str, Any]) -> None:
+        self.rows.setdefault(user_id, {}).update(fields)
+
+    def get(self, user_id: str) -> dict[str, Any] | None:
+        return self.rows.get(user_id)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_registered_backend_opens_by_its_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_registered", {})
+    register_profile_store("memory", DictStore)
+    with open_profile_store("MEMORY://profiles") as store:
+        assert isinstance(store, DictStore)
+        assert store.url == "MEMORY://profiles"  # schemes are case-insensitive
+    with pytest.raises(ValueError, match="already registered for memory://"):
+        register_profile_store("memory", DictStore)
+    with pytest.raises(ValueError, match="already registered for sqlite://"):
+        register_profile_store("sqlite", DictStore)
+    register_profile_store("sqlite", DictStore, clobber=True)
+    assert isinstance(open_profile_store("sqlite:///unused.sqlite3"), DictStore)
+
+
+def test_the_sqlite_default_does_not_load_the_other_backends(tmp_path: Path) -> None:
+    opens_sqlite = (
+        "import sys\n"
+        "from soulprint_pipeline.mirror.registry import open_profile_store\n"
+        f"open_profile_store('sqlite:///{tmp_path}/p.sqlite3').ensure_schema()\n"
+        "print(sorted(m for m in ('psycopg', 'httpx') if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", opens_sqlite], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_open_profile_store_errors() -> None:

@@ -19,12 +19,7 @@ from soulprint_pipeline.errors import (
     TruncatedExportError,
     message_for_person,
 )
-from soulprint_pipeline.mirror.profiles import (
-    MAX_IMPORT_ERROR_CHARS,
-    ProfileStore,
-    ProfileStoreError,
-    open_profile_store,
-)
+from soulprint_pipeline.mirror.columns import MAX_IMPORT_ERROR_CHARS
 from soulprint_pipeline.mirror.progress import (
     COMPLETE,
     DOWNLOADING,
@@ -34,6 +29,8 @@ from soulprint_pipeline.mirror.progress import (
     is_quiet,
     record_failure,
 )
+from soulprint_pipeline.mirror.registry import open_profile_store
+from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
 USER = "user-1"

@@ -16,7 +16,7 @@ from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
-from soulprint_pipeline.mirror.profiles import open_profile_store
+from soulprint_pipeline.mirror.registry import open_profile_store
 
 ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]
 
