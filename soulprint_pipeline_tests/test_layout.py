@@ -49,12 +49,15 @@ def test_the_library_imports_no_dagster() -> None:
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_no_production_module_imports_the_test_generator() -> None:
+def test_no_production_module_imports_the_testing_package() -> None:
+    # the generator, its pools and its ground truth are for tests and benchmarks only
     users = [
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
-        if path.name != "synthetic.py" and "soulprint_pipeline.testing.synthetic" in _imports(path)
+        if "testing" not in path.relative_to(PACKAGE).parts
+        and any(f"{name}.".startswith("soulprint_pipeline.testing.") for name in _imports(path))
     ]
+    assert "soulprint_pipeline.testing.pools" in _imports(PACKAGE / "testing" / "synthetic.py")
     assert users == []
 
 

@@ -1,11 +1,13 @@
 """Seeded, streaming generator of realistic ChatGPT data exports.
 
-Used by tests (small files whose exact content is known through :class:`ExportTruth`) and by
-benchmarks (exports of up to 2 GB, optionally with one giant conversation). The shapes follow
-real ``conversations.json`` files: ``mapping`` trees with a null root, hidden system nodes,
-custom instructions, tool calls (python, browser, DALL-E, memory), reasoning models, voice and
-image messages, regenerations and user edits, shuffled mapping order, ``current_node`` null,
-``is_do_not_remember`` chats and the odd corrupted conversation without a mapping.
+Used by tests (small files whose exact content is known through the
+:class:`~soulprint_pipeline.testing.truth.ExportTruth` it returns) and by benchmarks (exports of
+up to 2 GB, optionally with one giant conversation). The shapes follow real
+``conversations.json`` files: ``mapping`` trees with a null root, hidden system nodes, custom
+instructions, tool calls (python, browser, DALL-E, memory), reasoning models, voice and image
+messages, regenerations and user edits, shuffled mapping order, ``current_node`` null,
+``is_do_not_remember`` chats and the odd corrupted conversation without a mapping. The text and
+data it writes are invented; they live in :mod:`soulprint_pipeline.testing.pools`.
 
 Memory stays constant whatever the total size: the export is written conversation by
 conversation, and each mapping node is serialised on its own. Only the skeleton of the current
@@ -28,453 +30,21 @@ import re
 import sys
 import time
 import zipfile
-from array import array
-from dataclasses import asdict, dataclass
-from functools import lru_cache
+from dataclasses import asdict
 from typing import Any, BinaryIO
+
+from soulprint_pipeline.testing import pools
+from soulprint_pipeline.testing.truth import ExportTruth, classify_message
 
 __all__ = [
     "FORMATS",
-    "ExportTruth",
-    "classify_message",
     "main",
-    "message_text",
     "parse_size",
     "write_chatgpt_json",
     "write_export",
 ]
 
 FORMATS = ("json", "wrapped", "gzip", "zip", "zip-folder", "zip-sharded")
-
-# --------------------------------------------------------------------------- ground truth
-
-
-@dataclass
-class ExportTruth:
-    """Ground truth about what was written, for tests to compare with a parser."""
-
-    conversations: int = 0  # conversation objects written (including the ones below)
-    visible_messages: int = 0  # active-path messages a parser must emit as rows
-    do_not_remember: int = 0  # conversations with is_do_not_remember true (rows not counted)
-    without_mapping: int = 0  # corrupted conversations with no mapping/current_node (0 rows)
-    custom_instructions: int = 0  # user_editable_context nodes on active paths
-    memories: int = 0  # memory writes (recipient "bio") and model_editable_context on paths
-    bytes_written: int = 0  # uncompressed JSON bytes (conversation JSON only)
-
-
-_VISIBLE_CONTENT_TYPES = frozenset(
-    {"text", "multimodal_text", "code", "execution_output", "tether_quote"}
-)
-# A browsing tool's quotes are plumbing; code output and generated images the person saw.
-_VISIBLE_TOOL_CONTENT_TYPES = frozenset({"execution_output", "multimodal_text"})
-
-
-def message_text(content: dict[str, Any]) -> str:
-    """Return the text a parser should keep for a message ``content`` object.
-
-    ``text``/``multimodal_text`` join their string parts with newlines; an image part becomes
-    ``[image]`` and an audio transcription its text. ``code``, ``execution_output`` and
-    ``tether_quote`` use their ``text`` field. Anything else has no text.
-    """
-    content_type = content.get("content_type")
-    if content_type in ("text", "multimodal_text"):
-        pieces: list[str] = []
-        for part in content.get("parts") or ():
-            if isinstance(part, str):
-                pieces.append(part)
-            elif isinstance(part, dict):
-                part_type = part.get("content_type")
-                if part_type == "image_asset_pointer":
-                    pieces.append("[image]")
-                elif part_type == "audio_transcription":
-                    pieces.append(part.get("text") or "")
-        return "\n".join(pieces)
-    if content_type in ("code", "execution_output", "tether_quote"):
-        return content.get("text") or ""
-    return ""
-
-
-def classify_message(message: dict[str, Any] | None) -> str | None:
-    """Classify a message that lies on the active path.
-
-    Returns ``"custom"`` for a ``user_editable_context`` node, ``"memory"`` for an assistant
-    message sent to ``bio``, ``"visible"`` for a message a parser must emit as a row, and None
-    for everything else (hidden, system, tool calls, reasoning, empty text...).
-    """
-    if not message:
-        return None
-    content = message.get("content") or {}
-    content_type = content.get("content_type")
-    role = (message.get("author") or {}).get("role")
-    recipient = message.get("recipient") or "all"
-    if content_type == "user_editable_context":
-        return "custom"
-    if content_type == "model_editable_context" or (role == "assistant" and recipient == "bio"):
-        return "memory"
-    if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
-        return None
-    if role == "tool":
-        if content_type not in _VISIBLE_TOOL_CONTENT_TYPES:
-            return None
-    elif role not in ("user", "assistant"):
-        return None
-    if recipient != "all" or content_type not in _VISIBLE_CONTENT_TYPES:
-        return None
-    if not message_text(content).strip():
-        return None
-    return "visible"
-
-
-# --------------------------------------------------------------------------- text pools
-
-_EN = [
-    "Can you help me plan a week of healthy dinners for two adults and a picky seven-year-old?",
-    "I have been feeling stuck at work lately and I am not sure whether to ask for a transfer.",
-    "My dog Biscuit keeps barking at the mail carrier every single morning around nine.",
-    "The quarterly report is due on Friday and I still have to reconcile three spreadsheets.",
-    "Here is a short summary of the main arguments, followed by a few counterpoints.",
-    "First, make sure the virtual environment is activated before you install anything.",
-    "It sounds like you are dealing with a lot right now, and that is completely understandable.",
-    "The function returns None because the loop exits before the return statement is reached.",
-    "A good rule of thumb is to keep your emergency fund at three to six months of expenses.",
-    "I ran 5.2 km this morning in 31 minutes, which is my best time since the knee injury.",
-    "We are thinking about moving to Lisbon next spring, mostly for the weather and the food.",
-    "Could you rewrite this paragraph so it sounds more confident but still friendly?",
-    "Sourdough needs a lively starter, so feed it twelve hours before you mix the dough.",
-    "The main difference between a list and a tuple is that tuples are immutable.",
-    "My sister's wedding is in June and I was asked to give a short toast at the dinner.",
-    "To reduce latency, cache the results and batch the database writes every few seconds.",
-    "Honestly, I think the second option is better because it leaves room to change course.",
-    "Remember to stretch your hamstrings and hip flexors after long hours at the desk.",
-    "In the novel, the lighthouse stands for everything the family cannot say to each other.",
-    "The error usually means the certificate chain is incomplete on the server side.",
-    "I want to learn to play the piano properly, starting with scales and simple chords.",
-    "Let us break the problem into smaller steps and check each assumption along the way.",
-    "A balanced breakfast could be oatmeal with berries, a boiled egg and a cup of green tea.",
-    "My daughter Maya asked me why the sky is blue and I realised I could not explain it.",
-    "You can use a context manager so that the file is always closed, even on errors.",
-    "The meeting ran long again, and we still did not decide who owns the migration.",
-    "Here is a polite email declining the invitation while keeping the door open.",
-    "Rayleigh scattering makes shorter blue wavelengths bounce around the atmosphere more.",
-    "I keep waking up at 3 a.m. and then I cannot fall back asleep for an hour or two.",
-    "The budget spreadsheet shows that groceries went up by almost twenty percent this year.",
-    "Consider adding an index on the user_id column, since every query filters on it.",
-    "Thanks, that worked perfectly! Now can you explain why the original version failed?",
-    "We adopted a cat named Miso last month and she already rules the whole apartment.",
-    "If you want a gentler tone, replace 'you must' with 'it might help to'.",
-    "The pipeline reads the file in chunks so memory stays flat even for huge inputs.",
-    "I am writing a cover letter for a product manager role at a climate tech startup.",
-    "Gradually increase the load by about ten percent per week to avoid injuries.",
-    "Could you give me three title ideas for a blog post about slow travel in Japan?",
-    "The trick with risotto is to add the stock slowly and keep stirring the whole time.",
-    "Let me know if you would like a more detailed breakdown of any of these steps.",
-    "I was born in a small town by the sea and I still miss the sound of the waves.",
-    "My manager wants weekly status updates, so I need a simple template for them.",
-    "That is a great question, and the answer depends a lot on your long-term goals.",
-    "Try the Pomodoro technique: twenty-five minutes of focus followed by a short break.",
-    "The regex fails because the dot does not match newlines unless you enable DOTALL.",
-    "Grandma's recipe calls for two cups of flour, one egg and a pinch of cardamom.",
-    "I would recommend starting with a small pilot before rolling it out to everyone.",
-    "The apartment has great light, but the kitchen is tiny and the rent is steep.",
-    "We should meet halfway: you handle the frontend and I will take care of the API.",
-    "Anyway, I just wanted to say thank you, this conversation really helped me today.",
-]
-
-_OTHER = [
-    "Je voudrais améliorer mon français avant notre voyage à Montréal cet été.",
-    "Peux-tu m'expliquer la différence entre « déjà » et « encore » ?",
-    "Le café était délicieux, mais la pâtisserie était beaucoup trop sucrée à mon goût.",
-    "¿Cómo puedo preparar una paella sin que el arroz se queme en el fondo?",
-    "Mañana tengo una entrevista de trabajo y estoy un poco nervioso, la verdad.",
-    "Mi abuela siempre decía que la paciencia es la madre de la ciencia.",
-    "Könntest du mir bitte die Grammatik der Nebensätze noch einmal erklären?",
-    "Übermorgen fahre ich mit dem Zug nach München, um meine Großeltern zu besuchen.",
-    "Não sei se devo aceitar a proposta de emprego em Lisboa ou ficar no Porto.",
-    "Mój przyjaciel poleca tę książkę, ale nie jestem pewien, czy mi się spodoba.",
-    "我想学习如何更好地管理我的时间，尤其是在工作日的晚上。",
-    "请帮我把这段话翻译成英文，语气要正式一点。",
-    "今天的天气很好，我们下午去公园散步吧。",
-    "日本語の敬語がまだよく分かりません。例を教えてください。",
-    "東京で一番おいしいラーメン屋はどこですか？",
-    "오늘 회의 내용을 세 줄로 요약해 주세요.",
-    "كيف يمكنني تحسين مهاراتي في الكتابة باللغة الإنجليزية؟",
-    "أحب القراءة في المساء مع فنجان من الشاي بالنعناع.",
-    "Помоги мне составить план тренировок на неделю для начинающего.",
-    "मुझे अपनी बेटी के जन्मदिन के लिए एक छोटी कविता लिखनी है।",
-    "Ελπίζω να τα πούμε σύντομα, καλή σου μέρα!",
-    "Bu akşam ne pişirsem bilmiyorum, bir önerin var mı?",
-]
-
-_EMOJI = [
-    "😊",
-    "🚀",
-    "👍",
-    "🎉",
-    "🤔",
-    "❤️",
-    "🙏",
-    "😅",
-    "🔥",
-    "✨",
-    "🐶",
-    "☕",
-    "👨‍👩‍👧",
-    "🇫🇷",
-    "🌱",
-    "📚",
-    "💡",
-    "😂",
-    "🥲",
-    "✅",
-]
-
-_HEADINGS = [
-    "## Summary",
-    "### Step-by-step",
-    "## Key points",
-    "### Option A vs. option B",
-    "## Next steps",
-    "### Ingredients",
-    "## Résumé",
-    "### 要点",
-]
-
-_CODE_SNIPPETS = [
-    (
-        "import pandas as pd\n\ndf = pd.read_csv('budget.csv')\n"
-        "print(df.groupby('category')['amount'].sum().sort_values())",
-        "category\nfun          120.50\ntransport    310.00\nrent        1450.00\nName: amount",
-    ),
-    (
-        "from datetime import date\n\ndelta = date(2025, 6, 14) - date.today()\nprint(delta.days)",
-        "187",
-    ),
-    ("sum(x * x for x in range(1, 101))", "338350"),
-    (
-        "import math\nrate = 0.045 / 12\npayment = 250000 * rate / (1 - (1 + rate) ** -360)\n"
-        "round(payment, 2)",
-        "1266.71",
-    ),
-    (
-        "words = open('/mnt/data/essay.txt').read().split()\nlen(words), len(set(words))",
-        "(1843, 702)",
-    ),
-    ("import statistics\nstatistics.mean([31.2, 29.8, 30.5, 28.9, 32.0])", "30.48"),
-    (
-        "import matplotlib.pyplot as plt\nplt.plot([5.2, 5.8, 6.1, 7.0])\n"
-        "plt.savefig('/mnt/data/runs.png')",
-        "<<ImageDisplayed>>",
-    ),
-    (
-        "sorted({'banana': 3, 'apple': 7, 'cherry': 1}.items(), key=lambda kv: -kv[1])",
-        "[('apple', 7), ('banana', 3), ('cherry', 1)]",
-    ),
-]
-
-_VISIBLE_CODE = [
-    (
-        "python",
-        "def greet(name: str) -> str:\n    return f\"Hello, {name}!\"\n\nprint(greet('Maya'))",
-    ),
-    ("javascript", "const total = items.reduce((sum, item) => sum + item.price, 0);"),
-    (
-        "bash",
-        "python -m venv .venv && source .venv/bin/activate && pip install -r requirements.txt",
-    ),
-    ("sql", "SELECT user_id, COUNT(*) AS n FROM orders GROUP BY user_id ORDER BY n DESC LIMIT 10;"),
-]
-
-_SITES = [
-    (
-        "https://en.wikipedia.org/wiki/Rayleigh_scattering",
-        "en.wikipedia.org",
-        "Rayleigh scattering - Wikipedia",
-    ),
-    (
-        "https://www.seriouseats.com/perfect-risotto",
-        "www.seriouseats.com",
-        "The Food Lab: Perfect Risotto",
-    ),
-    (
-        "https://docs.python.org/3/library/contextlib.html",
-        "docs.python.org",
-        "contextlib — Utilities for with-statement contexts",
-    ),
-    (
-        "https://www.nhs.uk/live-well/sleep-and-tiredness/",
-        "www.nhs.uk",
-        "Sleep and tiredness - NHS",
-    ),
-    (
-        "https://www.lonelyplanet.com/portugal/lisbon",
-        "www.lonelyplanet.com",
-        "Lisbon travel guide - Lonely Planet",
-    ),
-    (
-        "https://www.runnersworld.com/training/a20811257/",
-        "www.runnersworld.com",
-        "How to build mileage safely",
-    ),
-]
-
-_TITLES = [
-    "Healthy dinner plan",
-    "Career crossroads",
-    "Dog barking advice",
-    "Quarterly report help",
-    "Python list vs tuple",
-    "Wedding toast ideas",
-    "Reduce API latency",
-    "Sleep problems",
-    "Budget review 2024",
-    "Cover letter draft",
-    "Sourdough starter tips",
-    "Moving to Lisbon",
-    "Risotto technique",
-    "Regex DOTALL issue",
-    "Piano practice plan",
-    "Blog titles Japan",
-    "Paella sans brûler",
-    "Préparer le voyage à Montréal",
-    "Entrevista de trabajo",
-    "Nebensätze erklärt",
-    "时间管理技巧",
-    "敬語の使い方",
-    "회의 요약",
-    "تحسين الكتابة",
-    "План тренировок",
-    "Why is the sky blue? 🌈",
-    "Cat named Miso 🐱",
-    "Email decline invite",
-    "SQL index question",
-    "Mortgage calculation",
-    "Running progress 🏃",
-    "Weekly status template",
-    "New chat",
-    "Untitled",
-    "Grandma's cardamom cake",
-    "Knee injury recovery",
-]
-
-_USER_OPENERS = [
-    "",
-    "",
-    "",
-    "",
-    "",
-    "Quick question: ",
-    "Can you help me with this? ",
-    "Hmm, ",
-    "Okay so ",
-    "Traduis en anglais : ",
-    "帮我看看：",
-    "Follow-up: ",
-    "One more thing — ",
-]
-
-_PASTE_OPENERS = [
-    "Can you summarize this document for me?\n\n",
-    "Please proofread the following and fix any grammar mistakes:\n\n",
-    "Here is my essay draft, what do you think?\n\n",
-    "Translate this into plain English:\n\n",
-    "I'm pasting the meeting notes below. Extract the action items.\n\n",
-    "",
-]
-
-_FACTS = [
-    "User likes hiking on weekends.",
-    "User has a dog named Biscuit.",
-    "User is learning Japanese.",
-    "User prefers concise answers with bullet points.",
-    "User's daughter is called Maya and is seven years old.",
-    "User lives near Lisbon.",
-    "User is vegetarian.",
-    "User works as a data engineer.",
-    "User is training for a 10K race.",
-    "User enjoys baking sourdough bread.",
-    "Prefers metric units.",
-]
-
-_RECAPS = [
-    "Thought for 5 seconds",
-    "Thought for 12 seconds",
-    "Thought for 1m 3s",
-    "Thought for a couple of seconds",
-    "Worked for 9s",
-]
-
-_THOUGHT_SUMMARIES = [
-    "Weighing the options",
-    "Checking the numbers",
-    "Considering the user's goal",
-    "Planning the answer",
-    "Recalling the relevant facts",
-]
-
-_MODELS_BY_ERA = [
-    (1683000000, ["text-davinci-002-render-sha", "text-davinci-002-render-sha", "gpt-4"]),
-    (1715000000, ["text-davinci-002-render-sha", "gpt-4", "gpt-4", "gpt-4-gizmo"]),
-    (1735700000, ["gpt-4o", "gpt-4o", "gpt-4o-mini", "o1-preview", "o1-mini"]),
-    (1754600000, ["gpt-4o", "gpt-4o", "o3", "o4-mini", "gpt-4-5"]),
-    (1 << 40, ["gpt-5", "gpt-5", "gpt-5-thinking", "gpt-5-instant", "gpt-5-t-mini"]),
-]
-_REASONING_MODELS = frozenset(
-    {"o1-preview", "o1-mini", "o3", "o4-mini", "gpt-5", "gpt-5-thinking", "gpt-5-t-mini"}
-)
-
-_NEWEST_TIME = 1767225600.0  # 2026-01-01
-_OLDEST_TIME = 1669900000.0  # launch of ChatGPT, Dec 2022
-
-_CHAT_HTML = (
-    '<!DOCTYPE html>\n<html>\n<head><meta charset="UTF-8"><title>ChatGPT Data Export</title>'
-    '</head>\n<body>\n<div id="root"></div>\n<script>\n'
-    "// Synthetic export: a real chat.html embeds every conversation as jsonData.\n"
-    "var jsonData = [];\n</script>\n</body>\n</html>\n"
-)
-
-
-@dataclass(frozen=True)
-class _Pool:
-    corpus: str  # a large mixed-language markdown-ish text; messages are slices of it
-    size: int
-    starts: array  # offsets of sentence starts in corpus (slices begin there)
-
-
-@lru_cache(maxsize=1)
-def _pool() -> _Pool:
-    """Build (once per process) the text corpus every generator slices messages from."""
-    rng = random.Random(0x50_75_1F)
-    paragraphs: list[str] = []
-    starts = array("I")
-    total = 0
-    while total < 1_500_000:
-        roll = rng.random()
-        source = _EN if roll < 0.78 else _OTHER
-        sentences = [rng.choice(source) for _ in range(rng.randint(2, 6))]
-        if rng.random() < 0.15:
-            sentences[-1] += " " + rng.choice(_EMOJI)
-        shape = rng.random()
-        if shape < 0.10:
-            paragraph = "\n".join(f"- {s}" for s in sentences)
-        elif shape < 0.16:
-            paragraph = "\n".join(f"{i}. **{s}**" for i, s in enumerate(sentences, 1))
-        elif shape < 0.21:
-            paragraph = rng.choice(_HEADINGS) + "\n\n" + " ".join(sentences)
-        elif shape < 0.25:
-            language, code = rng.choice(_VISIBLE_CODE)
-            paragraph = " ".join(sentences) + f"\n\n```{language}\n{code}\n```"
-        else:
-            paragraph = " ".join(sentences)
-        position = 0
-        for sentence in sentences:
-            position = paragraph.index(sentence, position)
-            starts.append(total + position)
-            position += len(sentence)
-        paragraphs.append(paragraph)
-        total += len(paragraph) + 2
-    corpus = "\n\n".join(paragraphs)
-    return _Pool(corpus=corpus, size=len(corpus), starts=starts)
-
 
 # --------------------------------------------------------------------------- generator
 
@@ -538,7 +108,7 @@ class _Conversation:
         self.nodes: dict[str, _Node] = {}
         self.clock = start
         self.model = model
-        self.reasoning = model in _REASONING_MODELS
+        self.reasoning = model in pools.REASONING_MODELS
         self.modern = model.startswith("gpt-5")
         self.branchy = branchy
         self.current_null = current_null
@@ -725,7 +295,7 @@ class _Conversation:
         content = {
             "content_type": "user_editable_context",
             "user_profile": "The user provided the following information about themselves. "
-            + " ".join(rng.sample(_FACTS, 3)).replace("User ", "I "),
+            + " ".join(rng.sample(pools.FACTS, 3)).replace("User ", "I "),
             "user_instructions": "The user provided the additional info about how they would "
             "like you to respond: "
             + rng.choice(
@@ -741,7 +311,7 @@ class _Conversation:
         return self.add(parent, message, text_chars=300).id
 
     def model_context(self, parent: str) -> str:
-        facts = self.rng.sample(_FACTS, 3)
+        facts = self.rng.sample(pools.FACTS, 3)
         content = {
             "content_type": "model_editable_context",
             "model_set_context": "\n".join(
@@ -768,7 +338,7 @@ class _Conversation:
         metadata = self.user_meta()
         if paste:
             offset, n = self.lazy_slice()
-            prefix = rng.choice(_PASTE_OPENERS)
+            prefix = rng.choice(pools.PASTE_OPENERS)
             message = self.message("user", {"content_type": "text", "parts": [None]}, metadata, t=t)
             node = self.add(parent, message, text_chars=n + len(prefix))
             node.lazy = (prefix, offset, n)
@@ -798,7 +368,7 @@ class _Conversation:
                 "parts": self.audio_parts(self.slice(self.user_length()), "in"),
             }
         else:
-            text = rng.choice(_USER_OPENERS) + self.slice(self.user_length())
+            text = rng.choice(pools.USER_OPENERS) + self.slice(self.user_length())
             content = {"content_type": "text", "parts": [text]}
         message = self.message("user", content, metadata, t=t)
         return self.add(parent, message, text_chars=250).id
@@ -863,7 +433,7 @@ class _Conversation:
                 "content_type": "thoughts",
                 "thoughts": [
                     {
-                        "summary": rng.choice(_THOUGHT_SUMMARIES),
+                        "summary": rng.choice(pools.THOUGHT_SUMMARIES),
                         "content": self.slice(rng.randint(80, 600)),
                         "chunks": [],
                         "finished": True,
@@ -888,7 +458,7 @@ class _Conversation:
             ).id
             metadata = self.assistant_meta(tip)
             metadata["reasoning_status"] = "reasoning_ended"
-            recap = {"content_type": "reasoning_recap", "content": rng.choice(_RECAPS)}
+            recap = {"content_type": "reasoning_recap", "content": rng.choice(pools.RECAPS)}
             tip = self.add(
                 tip,
                 self.message("assistant", recap, metadata, t=self.tick(1.0, 60.0), end_turn=False),
@@ -919,7 +489,7 @@ class _Conversation:
 
     def python_tool(self, parent: str) -> str:
         rng = self.rng
-        code, output = rng.choice(_CODE_SNIPPETS)
+        code, output = rng.choice(pools.CODE_SNIPPETS)
         if rng.random() < 0.05:
             output = ""  # an execution with no output: not visible
         message = self.message(
@@ -985,7 +555,7 @@ class _Conversation:
             end_turn=False,
         )
         tip = self.add(parent, message, text_chars=60).id
-        sites = rng.sample(_SITES, 3)
+        sites = rng.sample(pools.SITES, 3)
         result = "\n".join(
             f"# 【{i}†{title}†{domain}】\n{self.slice(rng.randint(100, 300))}"
             for i, (_, domain, title) in enumerate(sites)
@@ -1046,7 +616,7 @@ class _Conversation:
         return self.answer(tip, citations=True)
 
     def memory_write(self, parent: str) -> str:
-        fact = self.rng.choice(_FACTS)
+        fact = self.rng.choice(pools.FACTS)
         message = self.message(
             "assistant",
             {"content_type": "text", "parts": [fact]},
@@ -1067,7 +637,7 @@ class _Conversation:
         return self.answer(tip)
 
     def visible_code(self, parent: str) -> str:
-        language, code = self.rng.choice(_VISIBLE_CODE)
+        language, code = self.rng.choice(pools.VISIBLE_CODE)
         message = self.message(
             "assistant",
             {
@@ -1171,11 +741,11 @@ class _Generator:
     """Writes conversations one at a time from a seeded random stream."""
 
     def __init__(
-        self, seed: int | str, start_time: float = _NEWEST_TIME, giant_pastes: bool = True
+        self, seed: int | str, start_time: float = pools.NEWEST_TIME, giant_pastes: bool = True
     ) -> None:
         self.rng = random.Random(seed)
         self.giant_pastes = giant_pastes  # the giant conversation: long pastes, or short turns
-        self.pool = _pool()
+        self.pool = pools.pool()
         self.index = 0
         self.time = start_time
 
@@ -1203,8 +773,8 @@ class _Generator:
     def next_start_time(self) -> float:
         rng = self.rng
         self.time -= rng.expovariate(1 / 14_400.0)
-        if self.time < _OLDEST_TIME:
-            self.time = _OLDEST_TIME + rng.random() * 3e7
+        if self.time < pools.OLDEST_TIME:
+            self.time = pools.OLDEST_TIME + rng.random() * 3e7
         return round(self.time, 6)
 
     def pick_kind(self, giant: bool) -> str:
@@ -1229,9 +799,9 @@ class _Generator:
         kind = self.pick_kind(giant_bytes > 0)
         self.index += 1
         start = self.next_start_time()
-        era_models = next(models for until, models in _MODELS_BY_ERA if start < until)
+        era_models = next(models for until, models in pools.MODELS_BY_ERA if start < until)
         model = rng.choice(era_models)
-        title = rng.choice(_TITLES)
+        title = rng.choice(pools.TITLES)
         conversation_id = f"{rng.getrandbits(128):032x}"
         conversation_id = "-".join(
             (
@@ -1518,7 +1088,7 @@ def write_export(
             for shard in order:
                 gen = _Generator(
                     f"{seed}:shard:{shard}",
-                    _NEWEST_TIME - shard * 86400.0 * 120,
+                    pools.NEWEST_TIME - shard * 86400.0 * 120,
                     giant_pastes=_giant_pastes(giant_shape),
                 )
                 name = f"conversations-{shard:03d}.json"
@@ -1530,7 +1100,7 @@ def write_export(
             with archive.open(folder + "conversations.json", "w", force_zip64=True) as member:
                 gen = _Generator(seed, giant_pastes=_giant_pastes(giant_shape))
                 _write_stream(member, truth, gen, target_bytes, giant, wrapped=False)
-        archive.writestr(folder + "chat.html", _CHAT_HTML)
+        archive.writestr(folder + "chat.html", pools.CHAT_HTML)
     return truth
 
 

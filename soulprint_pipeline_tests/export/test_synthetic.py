@@ -18,12 +18,12 @@ import pytest
 
 from soulprint_pipeline.testing.synthetic import (
     FORMATS,
-    ExportTruth,
     main,
     parse_size,
     write_chatgpt_json,
     write_export,
 )
+from soulprint_pipeline.testing.truth import ExportTruth
 from soulprint_pipeline_tests.support.exports import REAL_FIXTURES
 
 KB = 1024
