@@ -19,12 +19,9 @@ from typing import Any
 import dagster as dg
 
 from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.soulprint.evidence import ProfileEvidence, evidence_summary
 from soulprint_pipeline.soulprint.llm import PermanentModelError, ask_for_soulprint
-from soulprint_pipeline.soulprint.offline import (
-    ProfileEvidence,
-    evidence_summary,
-    offline_soulprint,
-)
+from soulprint_pipeline.soulprint.offline import offline_soulprint
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt, user_message
 from soulprint_pipeline.soulprint.sampling import (
     COLUMNS,
