@@ -70,3 +70,17 @@ def test_dependencies_go_one_way() -> None:
     assert "soulprint_pipeline.export.reader" in _imports(parallel)  # only for its types
     resources = _imports(PACKAGE / "defs" / "resources.py", with_typing=False)
     assert "soulprint_pipeline.defs.io_manager" not in resources
+
+
+def test_the_offline_model_builds_on_the_evidence() -> None:
+    # evidence <- facts, themes <- offline: the statistics know nothing of what reads them
+    allowed = {
+        "evidence": set(),
+        "facts": {"evidence"},
+        "themes": {"evidence"},
+        "offline": {"evidence", "facts", "themes"},
+    }
+    for name in allowed:
+        imported = _imports(PACKAGE / "soulprint" / f"{name}.py")
+        layers = {other for other in allowed if f"soulprint_pipeline.soulprint.{other}" in imported}
+        assert layers == allowed[name], name

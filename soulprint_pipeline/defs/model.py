@@ -1,53 +1,22 @@
-"""The ``llm`` resource: who writes the soulprint (``SOULPRINT_MODEL``).
+"""The ``llm`` resource: the soulprint step's configuration in Dagster (``SOULPRINT_MODEL``).
 
-* ``offline`` (the embedded default): derived deterministically from all the rows, no network.
-* ``bedrock``: Claude Haiku 4.5 on AWS Bedrock through ``anthropic.AsyncAnthropicBedrock``;
-  region and credentials come from the standard AWS chain (``AWS_REGION``, ``AWS_*`` keys,
-  profiles, roles) and ``ANTHROPIC_BEDROCK_BASE_URL``, never from code or run config.
-* ``anthropic``: the same model on the direct API (``ANTHROPIC_API_KEY``).
-
-The model backends see a token-budgeted sample of the conversations (sampling.py), so a
-soulprint costs the same for a 2 GB export as for a 50 MB one.
+The step itself is :func:`soulprint_pipeline.soulprint.generate.generate` (the backends, the
+sample, the model call). This resource validates its config, hands it over as
+:class:`~soulprint_pipeline.soulprint.generate.ModelSettings`, and puts the result in Dagster's
+terms: a permanent model error fails the step with no retry, the evidence summary is JSON
+metadata. Throttling past the client's retries is retried by the asset (``max_step_retries``,
+``retry_delay_seconds``).
 """
 
-import asyncio
-import time
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import dagster as dg
 
 from soulprint_pipeline.lake.store import StoredParts
-from soulprint_pipeline.soulprint.llm import PermanentModelError, ask_for_soulprint
-from soulprint_pipeline.soulprint.offline import (
-    ProfileEvidence,
-    evidence_summary,
-    offline_soulprint,
-)
-from soulprint_pipeline.soulprint.prompt import quick_pass_prompt, user_message
-from soulprint_pipeline.soulprint.sampling import (
-    COLUMNS,
-    SampleLimits,
-    render_sample,
-    sample_conversations,
-)
-from soulprint_pipeline.soulprint.sections import validate_sections
-
-BACKENDS = ("offline", "bedrock", "anthropic")
-DEFAULT_MODELS = {
-    "offline": "offline-heuristics",
-    "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-    "anthropic": "claude-haiku-4-5",
-}
-
-
-@dataclass
-class Generated:
-    """A soulprint and what producing it cost."""
-
-    sections: dict[str, Any]
-    metadata: dict[str, Any] = field(default_factory=dict)
+from soulprint_pipeline.soulprint.generate import BACKENDS, Generated, ModelSettings
+from soulprint_pipeline.soulprint.generate import generate as generate_soulprint
+from soulprint_pipeline.soulprint.llm import PermanentModelError
 
 
 class SoulprintModel(dg.ConfigurableResource):
@@ -73,93 +42,27 @@ class SoulprintModel(dg.ConfigurableResource):
             )
 
     @property
+    def settings(self) -> ModelSettings:
+        """The step's settings: these fields but Dagster's own step retries."""
+        return ModelSettings(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)}
+        )
+
+    @property
     def model(self) -> str:
         """The model that writes the soulprint."""
-        return self.model_id or DEFAULT_MODELS[self.backend]
-
-    def client(self) -> Any:
-        """The SDK client of the backend (``AsyncAnthropicBedrock`` or ``AsyncAnthropic``)."""
-        import anthropic  # only where a model is called: the SDK costs ~50 MB of memory
-
-        if self.backend == "bedrock":
-            return anthropic.AsyncAnthropicBedrock(
-                aws_region=self.aws_region,
-                max_retries=self.max_retries,
-                timeout=self.timeout_seconds,
-            )
-        return anthropic.AsyncAnthropic(max_retries=self.max_retries, timeout=self.timeout_seconds)
+        return self.settings.model
 
     def generate(
         self, parts: StoredParts, on_progress: Callable[[float], None] | None = None
     ) -> Generated:
         """The validated sections for the rows in ``parts``."""
-        if self.backend == "offline":
-            return self._offline(parts, on_progress)
-        return self._ask_model(parts, on_progress)
-
-    def _offline(
-        self, parts: StoredParts, on_progress: Callable[[float], None] | None
-    ) -> Generated:
-        started = time.perf_counter()
-        evidence = ProfileEvidence()
-        for index, path in enumerate(parts.paths):
-            for batch in parts.batches_of(path):
-                evidence.add(batch)
-            if on_progress is not None:
-                on_progress((index + 1) / len(parts.paths))
-        return Generated(
-            validate_sections(offline_soulprint(evidence)),
-            {
-                "model": self.model,
-                "prompt_version": quick_pass_prompt().version,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "estimated_cost_usd": 0.0,
-                "latency_s": round(time.perf_counter() - started, 3),
-                "evidence": dg.MetadataValue.json(evidence_summary(evidence)),
-            },
-        )
-
-    def _ask_model(
-        self, parts: StoredParts, on_progress: Callable[[float], None] | None
-    ) -> Generated:
-        limits = SampleLimits(
-            token_budget=self.token_budget, max_conversations=self.max_conversations
-        )
-        sample = sample_conversations(parts.batches(COLUMNS), limits)
-        if on_progress is not None:
-            on_progress(0.3)  # sampled; the model call is the rest
-        prompt = quick_pass_prompt()
-
-        async def ask() -> Any:
-            async with self.client() as client:
-                return await ask_for_soulprint(
-                    client,
-                    model=self.model,
-                    system=prompt.system,
-                    user=user_message(render_sample(sample)),
-                    max_tokens=self.max_output_tokens,
-                )
-
         try:
-            answer = asyncio.run(ask())
+            generated = generate_soulprint(parts, self.settings, on_progress)
         except PermanentModelError as error:
             # no Dagster retry either: credentials or access will not fix themselves
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        return Generated(
-            answer.sections,
-            {
-                "model": self.model,
-                "prompt_version": prompt.version,
-                "conversations_sampled": len(sample.conversations),
-                "conversations_total": sample.total_conversations,
-                "estimated_input_tokens": sample.estimated_tokens,
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens,
-                "estimated_cost_usd": answer.cost_usd,
-                "latency_s": answer.latency_s,
-                "model_calls": answer.calls,
-                "retries": answer.retries,
-                "repaired": answer.repaired,
-            },
-        )
+        metadata = dict(generated.metadata)
+        if "evidence" in metadata:
+            metadata["evidence"] = dg.MetadataValue.json(metadata["evidence"])
+        return dataclasses.replace(generated, metadata=metadata)

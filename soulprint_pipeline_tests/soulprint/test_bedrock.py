@@ -5,7 +5,6 @@ The real ``AsyncAnthropicBedrock`` client runs: its SigV4 signing, its retries, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -15,26 +14,12 @@ from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.export.containers import MiB
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
 from soulprint_pipeline.soulprint.sampling import estimate_tokens
-from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, SECTION_FIELDS
+from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, Reply
+from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, Reply, soulprint_json
 from soulprint_pipeline_tests.support.env import Env
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
-
-
-def soulprint_json(ai_name: str = "Nova", **overrides: object) -> str:
-    sections = {
-        section: {name: ["a", "b", "c"] if kind is list else "x" for name, kind in fields.items()}
-        for section, fields in SECTION_FIELDS.items()
-    }
-    sections["identity"]["ai_name"] = ai_name
-    sections["identity"]["archetype"] = "Curious Builder"
-    sections["user"]["name"] = NOT_ENOUGH_DATA
-    for key, value in overrides.items():
-        section, name = key.split("__")
-        sections[section][name] = value
-    return json.dumps(sections)
 
 
 @pytest.fixture

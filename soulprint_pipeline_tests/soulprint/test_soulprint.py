@@ -13,12 +13,8 @@ import pytest
 
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import SCHEMA
-from soulprint_pipeline.soulprint.offline import (
-    KEYWORD_LIMIT,
-    ProfileEvidence,
-    evidence_summary,
-    offline_soulprint,
-)
+from soulprint_pipeline.soulprint.evidence import KEYWORD_LIMIT, ProfileEvidence, evidence_summary
+from soulprint_pipeline.soulprint.offline import offline_soulprint
 from soulprint_pipeline.soulprint.sections import (
     NOT_ENOUGH_DATA,
     SECTION_FIELDS,

@@ -3,6 +3,7 @@
 ``POST /model/{model_id}/invoke`` with the Anthropic messages body; answers are scripted per
 test (a text, or an HTTP error), and every request is recorded so tests can check what the
 real ``AsyncAnthropicBedrock`` client sent (its SigV4 signature, the body, the budget).
+:func:`soulprint_json` writes a valid answer to script.
 """
 
 from __future__ import annotations
@@ -16,6 +17,23 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+
+from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, SECTION_FIELDS
+
+
+def soulprint_json(ai_name: str = "Nova", **overrides: object) -> str:
+    """A valid soulprint answer naming the AI ``ai_name``; ``section__field=value`` overrides."""
+    sections = {
+        section: {name: ["a", "b", "c"] if kind is list else "x" for name, kind in fields.items()}
+        for section, fields in SECTION_FIELDS.items()
+    }
+    sections["identity"]["ai_name"] = ai_name
+    sections["identity"]["archetype"] = "Curious Builder"
+    sections["user"]["name"] = NOT_ENOUGH_DATA
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        sections[section][name] = value
+    return json.dumps(sections)
 
 
 @dataclass
