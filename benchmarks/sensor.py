@@ -154,11 +154,7 @@ def measure_tick(url: str, endpoint: str | None, workdir: str) -> dict[str, Any]
     import dagster as dg
 
     from soulprint_pipeline.definitions import default_resources
-    from soulprint_pipeline.defs.assets import (
-        conversation_batches,
-        quick_pass_soulprint,
-        raw_export,
-    )
+    from soulprint_pipeline.defs.assets import ASSETS
     from soulprint_pipeline.defs.io_manager import LakeIOManager
     from soulprint_pipeline.defs.jobs import import_user
     from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
@@ -172,7 +168,7 @@ def measure_tick(url: str, endpoint: str | None, workdir: str) -> dict[str, Any]
         "profiles": ProfilesResource(url=f"sqlite:///{Path(workdir) / 'profiles.sqlite3'}"),
     }
     defs = dg.Definitions(
-        assets=[raw_export, conversation_batches, quick_pass_soulprint],
+        assets=ASSETS,
         jobs=[import_user],
         sensors=[upload_sensor],
         resources=resources,

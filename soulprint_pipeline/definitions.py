@@ -6,9 +6,16 @@ from typing import Any
 
 import dagster as dg
 
-from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.assets import ASSETS, memory_chunks, quick_pass_soulprint
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.memory import (
+    DEFAULT_DIMENSION,
+    DEFAULT_MAX_TOKENS,
+    EmbedderResource,
+    MemoryResource,
+    check_embedder,
+)
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.resources import (
     DATA_DIR,
@@ -49,18 +56,45 @@ def default_resources() -> dict[str, Any]:
             model_id=os.getenv("SOULPRINT_MODEL_ID"),
             token_budget=int_setting("SOULPRINT_TOKEN_BUDGET", 50_000, minimum=1_000),
         ),
+        "embedder": embedder_from_env(),
+        "memory": MemoryResource(
+            url=memory_url_setting(),
+            max_tokens=int_setting("SOULPRINT_MEMORY_MAX_TOKENS", DEFAULT_MAX_TOKENS),
+        ),
     }
 
 
-#: Evaluates the soulprint's automation condition (a prompt version bump re-runs it per user).
+def memory_url_setting() -> Any:
+    """``SOULPRINT_MEMORY_URL``: a postgresql:// URL (a secret: it may carry a password), or a
+    LanceDB location (a path or URL, ``data/memory`` by default)."""
+    if os.getenv("SOULPRINT_MEMORY_URL", "").startswith(("postgresql://", "postgres://")):
+        return secret("SOULPRINT_MEMORY_URL")
+    return location_setting("SOULPRINT_MEMORY_URL", DATA_DIR / "memory")
+
+
+def embedder_from_env() -> EmbedderResource:
+    """The embedder of ``SOULPRINT_EMBEDDER`` (``offline`` by default), checked now."""
+    backend = os.getenv("SOULPRINT_EMBEDDER", "offline").strip()
+    dimension = int_setting("SOULPRINT_EMBEDDING_DIMENSION", DEFAULT_DIMENSION, minimum=8)
+    check_embedder(backend, dimension)
+    return EmbedderResource(
+        backend=backend,
+        dimension=dimension,
+        model_id=os.getenv("SOULPRINT_EMBEDDING_MODEL_ID"),
+        max_concurrency=int_setting("SOULPRINT_EMBEDDING_CONCURRENCY", 8),
+    )
+
+
+#: Evaluates the soulprint's and the memory's automation conditions (a prompt version bump
+#: re-runs the soulprint per user; a chunker or embedder change, the memory).
 soulprint_automation = dg.AutomationConditionSensorDefinition(
     "soulprint_automation",
-    target=dg.AssetSelection.assets(quick_pass_soulprint),
+    target=dg.AssetSelection.assets(quick_pass_soulprint, memory_chunks),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 
 defs = dg.Definitions(
-    assets=[raw_export, conversation_batches, quick_pass_soulprint],
+    assets=ASSETS,
     jobs=[import_user],
     sensors=[upload_sensor, import_queued_sensor, import_failure_sensor, soulprint_automation],
     resources=default_resources(),

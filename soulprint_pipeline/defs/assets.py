@@ -1,20 +1,25 @@
-"""The per-user asset graph: raw export -> conversation batches -> quick-pass soulprint."""
+"""The per-user asset graph: raw export -> conversation batches -> quick-pass soulprint and
+memory chunks."""
 
 import random
 
 import dagster as dg
 
 from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
+from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource, memory_code_version
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.errors import EmptyExportError
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.memory.build import MemorySettings, build_memory
+from soulprint_pipeline.memory.embedders import PermanentEmbeddingError, TransientEmbeddingError
 from soulprint_pipeline.mirror.progress import (
     DOWNLOADING,
     GENERATING,
     PARSING,
+    REMEMBERING,
     ProgressTracker,
     is_quiet,
     now,
@@ -26,15 +31,16 @@ from soulprint_pipeline.users import validate_user_id
 
 GROUP = "soulprint"
 
-#: Re-run a user's soulprint (only that asset) when its code version (the prompt's) changes;
-#: users never imported are left alone, and the "llm" pool throttles the backfill.
-REBUILD_ON_PROMPT_CHANGE = (
+#: Re-run a user's soulprint or memory (only that asset) when its code version changes (the
+#: prompt's; the chunker's and embedder's); users never imported are left alone, and the
+#: "llm" and "embeddings" pools throttle the backfill.
+REBUILD_ON_CODE_CHANGE = (
     dg.AutomationCondition.code_version_changed().since(
         dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
     )
     & ~dg.AutomationCondition.in_progress()
     & ~dg.AutomationCondition.missing()
-).with_label("prompt version changed")
+).with_label("code version changed")
 
 
 def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> ProgressTracker:
@@ -108,7 +114,7 @@ def conversation_batches(
     # the prompt's version: bumping it marks every user's soulprint stale in the UI
     code_version=f"prompt-v{quick_pass_prompt().version}",
     pool="llm",
-    automation_condition=REBUILD_ON_PROMPT_CHANGE,
+    automation_condition=REBUILD_ON_CODE_CHANGE,
 )
 def quick_pass_soulprint(
     context: dg.AssetExecutionContext,
@@ -131,7 +137,7 @@ def quick_pass_soulprint(
         )
     try:
         generated = llm.generate(
-            conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.8 * f)
+            conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.9 * f)
         )
     except TransientModelError as error:
         # throttled past the client's own retries: back off (with jitter) and run the step
@@ -148,6 +154,56 @@ def quick_pass_soulprint(
         "archetype": sections["identity"]["archetype"],
     }
     return dg.Output(
-        SoulprintToSave(sections, on_saved=lambda: tracker.complete(columns)),
+        # saved: the app may start with the quick pass while the memory is built
+        SoulprintToSave(sections, on_saved=lambda: tracker.complete(columns, REMEMBERING)),
         metadata=generated.metadata,
     )
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name=GROUP,
+    kinds={"lancedb", "embeddings"},
+    # the chunker's and the embedder's identity: a change re-embeds, never re-parses
+    code_version=memory_code_version(),
+    pool="embeddings",
+    automation_condition=REBUILD_ON_CODE_CHANGE,
+    deps=[quick_pass_soulprint],
+)
+def memory_chunks(
+    context: dg.AssetExecutionContext,
+    conversation_batches: StoredParts,
+    profiles: ProfilesResource,
+    embedder: EmbedderResource,
+    memory: MemoryResource,
+) -> dg.MaterializeResult:
+    """The person's memory: their conversations in chunks of whole turns, embedded for recall."""
+    tracker = _tracker(context, profiles)
+    tracker.start(REMEMBERING)
+    settings = MemorySettings(chunking=memory.chunking)
+    try:
+        with embedder.open() as vectors, memory.open(embedder.dimension) as store:
+            built = build_memory(
+                tracker.user_id,
+                conversation_batches,
+                vectors,
+                store,
+                settings,
+                on_progress=lambda f: tracker.advance(REMEMBERING, f),
+            )
+    except TransientEmbeddingError as error:
+        # throttled past the client's own retries: the step again later; what was embedded
+        # is staged, so the retry pays only for the rest
+        wait = 30 * 2**context.retry_number * random.uniform(0.75, 1.25)
+        raise dg.RetryRequested(max_retries=3, seconds_to_wait=wait) from error
+    except PermanentEmbeddingError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    tracker.complete({})
+    metadata = built.metadata()
+    return dg.MaterializeResult(
+        metadata={**metadata, "dagster/row_count": built.chunks, "memory_url": memory.url}
+    )
+
+
+#: Every asset of a user's import, in the order it runs.
+ASSETS = [raw_export, conversation_batches, quick_pass_soulprint, memory_chunks]

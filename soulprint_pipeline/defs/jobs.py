@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.assets import (
+    conversation_batches,
+    memory_chunks,
+    quick_pass_soulprint,
+    raw_export,
+)
 from soulprint_pipeline.defs.partitions import PARTITION_TAG
 from soulprint_pipeline.errors import message_for_person
 from soulprint_pipeline.mirror.progress import record_failure
@@ -22,7 +27,7 @@ def mark_import_failed(context: dg.HookContext) -> None:
 
 import_user = dg.define_asset_job(
     "import_user",
-    selection=[raw_export, conversation_batches, quick_pass_soulprint],
-    description="Import one user's export: copy, parse, soulprint.",
+    selection=[raw_export, conversation_batches, quick_pass_soulprint, memory_chunks],
+    description="Import one user's export: copy, parse, soulprint, memory.",
     hooks={mark_import_failed},
 )

@@ -20,18 +20,22 @@ log = logging.getLogger(__name__)
 
 
 class Stage(NamedTuple):
-    """A named stage and the span of percents it advances through."""
+    """A named stage, the span of percents it advances through, and the ``import_status``
+    the app sees during it."""
 
     name: str
     start: int
     end: int
+    status: str = "processing"
 
 
 QUEUED = Stage("Queued", 0, 0)
 DOWNLOADING = Stage("Downloading export", 0, 20)
 PARSING = Stage("Parsing conversations", 20, 50)
-GENERATING = Stage("Generating soulprint", 50, 100)
-COMPLETE = Stage("Complete", 100, 100)
+GENERATING = Stage("Generating soulprint", 50, 80)
+#: The soulprint is saved: the app can start with it while the memory is built.
+REMEMBERING = Stage("Creating memory chunks", 80, 100, status="quick_ready")
+COMPLETE = Stage("Complete", 100, 100, status="complete")
 
 #: Called with (stage name, percent) for every update that is written (or would be, if quiet).
 Listener = Callable[[str, int], None]
@@ -109,7 +113,7 @@ class ProgressTracker:
         if self.quiet or self.store is None:
             return
         row = {
-            "import_status": "processing",
+            "import_status": stage.status,
             "import_stage": stage.name,
             "progress_percent": percent,
             **fields,
@@ -119,21 +123,23 @@ class ProgressTracker:
         except ProfileStoreError as error:  # the import goes on; only the app's view lags
             log.warning("progress write for %s skipped: %s", self.user_id, error)
 
-    def complete(self, fields: Mapping[str, Any]) -> None:
-        """Save the finished import (status ``complete``, 100 %) with ``fields``, retrying."""
-        log.info("%s: %3d%%  %s", self.user_id, 100, COMPLETE.name)
+    def complete(self, fields: Mapping[str, Any], stage: Stage = COMPLETE) -> None:
+        """Save a finished part of the import with ``fields``, retrying: the soulprint
+        (``REMEMBERING``: ``quick_ready``, 80 %) or the whole import (``COMPLETE``, 100 %)."""
+        log.info("%s: %3d%%  %s", self.user_id, stage.start, stage.name)
         if self.listener is not None:
-            self.listener(COMPLETE.name, 100)
-        self.stage, self.percent = COMPLETE.name, 100
+            self.listener(stage.name, stage.start)
+        self.stage, self.percent = stage.name, stage.start
         row = dict(fields)
         if not self.quiet:
             row.update(
-                import_status="complete",
-                import_stage=COMPLETE.name,
-                progress_percent=100,
+                import_status=stage.status,
+                import_stage=stage.name,
+                progress_percent=stage.start,
                 import_error=None,
             )
-        self._write_final(row)
+        if row:  # a quiet run with nothing to save leaves the row alone
+            self._write_final(row)
 
     def fail(self, message: str) -> None:
         """Record a failed import with a user-safe ``message`` (unless this run is quiet)."""

@@ -80,8 +80,10 @@ def test_progress_is_monotone_and_complete(env: Env, tmp_path: Path) -> None:
         "Downloading export",
         "Parsing conversations",
         "Generating soulprint",
+        "Creating memory chunks",
         "Complete",
     ]
+    assert ("Creating memory chunks", 80) in progress  # the soulprint is saved at 80 %
 
 
 def test_rerun_replaces_every_output(env: Env, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.assets import ASSETS
 from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import S3Settings, UploadsResource
@@ -39,7 +39,7 @@ def _put(env: Env, relative: str, data: bytes, modified: float = OLD) -> Path:
 
 def _tick(env: Env, cursor: str | None = None) -> dg.SensorResult:
     defs = dg.Definitions(
-        assets=[raw_export, conversation_batches, quick_pass_soulprint],
+        assets=ASSETS,
         jobs=[import_user],
         sensors=[upload_sensor],
         resources=env.resources,
@@ -163,7 +163,7 @@ def test_s3_uploads_are_found_and_imported(
         env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
         env.resources["uploads"] = UploadsResource(url=f"s3://{S3_BUCKET}", s3=settings)
         env.defs = dg.Definitions(
-            assets=[raw_export, conversation_batches, quick_pass_soulprint],
+            assets=ASSETS,
             jobs=[import_user],
             resources=env.resources,
         )

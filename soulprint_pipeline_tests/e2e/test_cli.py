@@ -150,16 +150,18 @@ def test_import_with_a_postgres_mirror(tmp_path: Path, postgres_profiles_url: st
 
 @pytest.mark.parametrize("form", ["path", "file URL"])
 def test_import_with_uploads_and_lake_configured(tmp_path: Path, form: str) -> None:
-    lake, uploads = tmp_path / "my lake", tmp_path / "bucket"
+    lake, uploads, memory = tmp_path / "my lake", tmp_path / "bucket", tmp_path / "my memory"
     as_setting = (lambda p: str(p)) if form == "path" else (lambda p: p.as_uri())
     env = {
         "SOULPRINT_LAKE_URL": as_setting(lake),
         "SOULPRINT_UPLOADS_URL": as_setting(uploads),
+        "SOULPRINT_MEMORY_URL": as_setting(memory),
         "SOULPRINT_PROFILES_URL": f"sqlite:///{tmp_path}/p.sqlite3",
         "DAGSTER_HOME": str(tmp_path / "home"),
     }
     _assert_imported(_import(tmp_path, env))
     assert list((lake / "conversation_batches" / "u1").rglob("*.parquet"))
+    assert list((memory / "memory_chunks.lance").rglob("*.lance"))
     assert (tmp_path / "home" / "dagster.yaml").exists()
     assert not (tmp_path / "data").exists()  # nothing fell back to the embedded defaults
 
@@ -171,6 +173,12 @@ def test_import_with_uploads_and_lake_configured(tmp_path: Path, form: str) -> N
         ({"SOULPRINT_PROFILES_URL": "https://x.supabase.co"}, ["SUPABASE_SERVICE_ROLE_KEY"]),
         ({"SOULPRINT_TOKEN_BUDGET": "lots"}, ["SOULPRINT_TOKEN_BUDGET", "whole number"]),
         ({"SOULPRINT_PARSE_WORKERS": "0"}, ["SOULPRINT_PARSE_WORKERS", "at least 1"]),
+        ({"SOULPRINT_EMBEDDER": "magic"}, ["SOULPRINT_EMBEDDER", "offline"]),
+        (
+            {"SOULPRINT_EMBEDDER": "bedrock", "SOULPRINT_EMBEDDING_DIMENSION": "300"},
+            ["SOULPRINT_EMBEDDING_DIMENSION", "1024"],
+        ),
+        ({"SOULPRINT_MEMORY_MAX_TOKENS": "0"}, ["SOULPRINT_MEMORY_MAX_TOKENS", "at least 1"]),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(

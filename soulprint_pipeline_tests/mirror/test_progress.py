@@ -167,11 +167,11 @@ def test_writes_are_throttled_except_stage_changes(store: CountingStore, clock: 
         (PARSING.name, 20),
         (PARSING.name, 29),
         (GENERATING.name, 50),
-        (GENERATING.name, 80),
+        (GENERATING.name, 68),
     ]
     row = store.get(USER)
     assert row["import_status"] == "processing"
-    assert (row["import_stage"], row["progress_percent"]) == (GENERATING.name, 80)
+    assert (row["import_stage"], row["progress_percent"]) == (GENERATING.name, 68)
 
 
 def test_start_writes_extra_fields(store: CountingStore, clock: Clock) -> None:

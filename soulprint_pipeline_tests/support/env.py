@@ -10,15 +10,14 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from soulprint_pipeline.defs.assets import conversation_batches, quick_pass_soulprint, raw_export
+from soulprint_pipeline.defs.assets import ASSETS
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
 from soulprint_pipeline.mirror.registry import open_profile_store
-
-ASSETS = [raw_export, conversation_batches, quick_pass_soulprint]
 
 
 class Env:
@@ -28,6 +27,7 @@ class Env:
         self.root = root
         self.uploads = root / "uploads"
         self.lake = root / "lake"
+        self.memory = root / "memory"
         self.profiles_url = profiles_url
         self.instance = instance
         s3 = S3Settings()
@@ -36,6 +36,8 @@ class Env:
             "lake": LakeIOManager(url=str(self.lake), s3=s3),
             "profiles": ProfilesResource(url=profiles_url),
             "llm": SoulprintModel(),
+            "embedder": EmbedderResource(dimension=256),
+            "memory": MemoryResource(url=str(self.memory)),
         }
         self.defs = dg.Definitions(assets=ASSETS, jobs=[import_user], resources=self.resources)
 

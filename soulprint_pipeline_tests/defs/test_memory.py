@@ -1,0 +1,133 @@
+"""The memory: chunks of a user's conversations, embedded and stored, through Dagster."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from soulprint_pipeline.defs.assets import memory_chunks
+from soulprint_pipeline.defs.memory import EmbedderResource
+from soulprint_pipeline.memory.embedders import OfflineEmbedder
+from soulprint_pipeline.memory.recall import recall
+from soulprint_pipeline.memory.store import open_memory_store
+from soulprint_pipeline_tests.support.env import Env
+from soulprint_pipeline_tests.support.exports import chatgpt_conversation
+
+FILLER = [
+    ("user", "Can you suggest a quick dinner with chickpeas, spinach and rice?"),
+    ("assistant", "Try a chickpea and spinach curry over rice; it takes about twenty minutes."),
+    ("user", "How do I undo the last commit in git but keep my changes?"),
+    ("assistant", "Use git reset --soft HEAD~1: the commit is undone, the changes stay staged."),
+]
+PLANTED = "My sister Marguerite is getting married in Porto next June, and I am giving a toast."
+
+
+def _export(conversations: int = 60) -> bytes:
+    items = []
+    for index in range(conversations):
+        turns = [FILLER[(index + turn) % len(FILLER)] for turn in range(6)]
+        if index == conversations // 2:
+            turns.insert(3, ("user", PLANTED))
+        items.append(chatgpt_conversation(index, turns, create_time=1_700_000_000.0 + index))
+    # the first conversation exported twice (under another id): its chunks are duplicates
+    items.append({**items[0], "id": "conv-again", "conversation_id": "conv-again"})
+    return json.dumps(items).encode()
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [materialization] = result.asset_materializations_for_node("memory_chunks")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _store(env: Env):
+    return open_memory_store(str(env.memory), env.resources["embedder"].dimension)
+
+
+def test_import_builds_a_memory_that_recalls_a_paraphrased_fact(env: Env) -> None:
+    upload = env.upload("mia", "conversations.json", _export())
+    result = env.run_import("mia", upload)
+    assert result.success
+    row = env.row("mia")
+    assert row["import_status"] == "complete" and row["progress_percent"] == 100
+    metadata = _metadata(result)
+    assert metadata["chunks"] > 0 and metadata["dagster/row_count"] == metadata["chunks"]
+    assert metadata["conversations_total"] == 61 and metadata["conversations_covered"] == 60
+    # the same filler conversation text repeats: identical chunks are embedded once
+    assert metadata["duplicate_chunks"] > 0
+    assert metadata["chunks_embedded"] == metadata["chunks"]
+    assert metadata["embedding_model"] == OfflineEmbedder.model
+    assert metadata["embedding_dimension"] == 256
+    with _store(env) as store:
+        assert store.count("mia") == metadata["chunks"]
+        embedder = OfflineEmbedder(256)
+        [best, *_] = recall(store, embedder, "mia", "when is my sister's wedding in Porto?", k=3)
+    assert "Marguerite" in best.text and best.conversation_title == "Conversation 30"
+    assert best.first_message_at is not None
+    for value in metadata.values():  # nothing the person wrote reaches the metadata
+        assert "Marguerite" not in str(value) and "chickpea" not in str(value)
+
+
+def test_quick_ready_before_the_memory_and_complete_after(env: Env) -> None:
+    env.upload("noor", "conversations.json", _export(10))
+    without_memory = [asset for asset in env.defs.assets if asset is not memory_chunks]
+    assert env.rematerialize("noor", without_memory).success
+    row = env.row("noor")
+    assert row["import_status"] == "quick_ready" and row["progress_percent"] == 80
+    assert row["import_stage"] == "Creating memory chunks" and row["ai_name"]
+    assert env.rematerialize("noor", [memory_chunks]).success
+    row = env.row("noor")
+    assert row["import_status"] == "complete" and row["progress_percent"] == 100
+
+
+def test_a_complete_user_stays_complete_through_a_memory_rerun(env: Env) -> None:
+    upload = env.upload("omar", "conversations.json", _export(10))
+    assert env.run_import("omar", upload).success
+    before = env.row("omar")
+    result = env.rematerialize("omar", [memory_chunks])
+    assert result.success
+    # the same rows, chunker and embedder: the live build is reused, nothing is embedded
+    assert _metadata(result)["chunks_embedded"] == 0
+    assert env.row("omar") == before
+
+
+class _DiesAfter(OfflineEmbedder):
+    """Embeds ``calls`` batches, then dies."""
+
+    def __init__(self, dimension: int, calls: int) -> None:
+        super().__init__(dimension)
+        self.left = calls
+
+    def embed(self, texts):
+        if self.left == 0:
+            raise RuntimeError("the worker died")
+        self.left -= 1
+        return super().embed(texts)
+
+
+def test_a_run_that_dies_resumes_without_embedding_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = env.upload("pia", "conversations.json", _export(2500))
+    # a step dies after three batches of 512 chunks are staged
+    monkeypatch.setattr(
+        EmbedderResource, "open", lambda self: _context(_DiesAfter(self.dimension, 3))
+    )
+    failed = env.run_import("pia", upload)
+    assert not failed.success
+    with _store(env) as store:
+        assert store.count("pia") == 0  # nothing half-built is live
+    monkeypatch.undo()
+    resumed = env.rematerialize("pia", [memory_chunks])
+    assert resumed.success
+    metadata = _metadata(resumed)
+    assert metadata["chunks_resumed"] == 3 * 512
+    assert metadata["chunks_embedded"] == metadata["chunks"] - 3 * 512 > 0
+    assert env.row("pia")["import_status"] == "complete"
+
+
+def _context(embedder):
+    from contextlib import nullcontext
+
+    return nullcontext(embedder)
