@@ -188,11 +188,13 @@ class TitanEmbedder(Embedder):
             self._count(error.response.get("ResponseMetadata", {}))
             raise self._classify(error) from error
         except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as error:
+            self._count({})
             raise PermanentEmbeddingError(
                 f"No usable AWS credentials were found for the embedding model "
                 f"({type(error).__name__}): configure the AWS credentials of this deployment."
             ) from error
         except (ConnectionError, HTTPClientError) as error:
+            self._count({})  # botocore reports no retry count with these
             raise TransientEmbeddingError(
                 f"The embedding model could not be reached ({type(error).__name__}) after "
                 f"{self.max_retries} retries; a later attempt may succeed."
