@@ -142,9 +142,10 @@ class TitanEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit vector per text, in input order; one Titan call per text, in parallel.
 
-        Empty (or whitespace-only) texts are refused with :class:`ValueError`: Titan rejects
-        them, and no vector would mean anything for them. On the first failed call, the calls
-        not yet started are cancelled and that failure is raised.
+        Empty (or whitespace-only) texts are refused with :class:`ValueError`, without a call:
+        Titan rejects an empty input, and no vector of blank text would mean anything in a
+        cosine search. On the first failed call, the calls not yet started are cancelled and
+        that failure is raised.
         """
         if self._closed:
             raise RuntimeError("this embedder is closed")
