@@ -1,21 +1,32 @@
-"""A local HTTP server that speaks Bedrock's InvokeModel API for Anthropic models.
+"""A local HTTP server that speaks Bedrock's InvokeModel API for Anthropic and Titan models.
 
-``POST /model/{model_id}/invoke`` with the Anthropic messages body; answers are scripted per
-test (a text, or an HTTP error), and every request is recorded so tests can check what the
-real ``AsyncAnthropicBedrock`` client sent (its SigV4 signature, the body, the budget).
-:func:`soulprint_json` writes a valid answer to script.
+``POST /model/{model_id}/invoke``, with the model id URL-escaped in the path:
+
+* Anthropic models take the messages body; answers are scripted per test (a text, or an HTTP
+  error) with :meth:`BedrockStub.script`. :func:`soulprint_json` writes a valid answer.
+* Titan Text Embeddings (told apart by their body, ``{"inputText", "dimensions",
+  "normalize"}``, since the model id may be an ARN) answer with a deterministic unit vector
+  derived from the text (:func:`titan_vector`), unless :meth:`BedrockStub.script_titan`
+  scripts otherwise (:func:`bedrock_error` writes Bedrock's errors); an optional latency per
+  call, and the most calls ever in flight at once, let tests check a client's concurrency.
+
+Every request is recorded so tests can check what the real clients (``AsyncAnthropicBedrock``,
+boto3's ``bedrock-runtime``) sent: their SigV4 signature, the body, the budget.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
 
 from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, SECTION_FIELDS
@@ -38,7 +49,11 @@ def soulprint_json(ai_name: str = "Nova", **overrides: object) -> str:
 
 @dataclass
 class Reply:
-    """One scripted answer: a model text (status 200) or an HTTP error."""
+    """One scripted answer: a model text (status 200) or an HTTP error.
+
+    On the Titan route, a 200 with a ``text`` sends that text as the raw body (a malformed
+    answer); a 200 without one sends the real embedding.
+    """
 
     text: str = ""
     status: int = 200
@@ -56,6 +71,27 @@ class Recorded:
     body: dict[str, Any]
 
 
+def bedrock_error(status: int, code: str, message: str = "") -> Reply:
+    """Bedrock's error: the status, the code in ``x-amzn-ErrorType``, ``{"message"}`` as body.
+
+    botocore's rest-json parser reads the code from that header (else from a ``code`` in the
+    body), and its retry policy decides on the code: a 429 without it is not throttling.
+    """
+    return Reply(status=status, text=message or code, headers={"x-amzn-ErrorType": code})
+
+
+def throttled() -> Reply:
+    """Bedrock's throttling answer: 429 ``ThrottlingException``."""
+    return bedrock_error(429, "ThrottlingException", "Too many requests, please wait.")
+
+
+def titan_vector(text: str, dimension: int) -> list[float]:
+    """The stub's embedding of ``text``: a unit vector seeded by the text's hash."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dimension)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
 class BedrockStub:
     """The server's state: the replies still to give and the requests received."""
 
@@ -63,15 +99,55 @@ class BedrockStub:
         self.replies: list[Reply] = []
         self.requests: list[Recorded] = []
         self.url = ""
+        self._lock = threading.Lock()  # Titan calls arrive in parallel
+        self._titan_reset()
 
     def script(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.requests = []
+        """The Anthropic route's next answers, in order; forgets the requests received."""
+        with self._lock:
+            self.replies = list(replies)
+            self.requests = []
+            self._titan_reset()
+
+    def script_titan(
+        self, *replies: Reply, then: Reply | None = None, latency: float = 0.0
+    ) -> None:
+        """The Titan route's next answers, in order, then ``then`` for every later call (a
+        real embedding if None); each call takes ``latency`` seconds at least."""
+        with self._lock:
+            self.titan_replies = list(replies)
+            self.titan_then = then
+            self.titan_latency = latency
+
+    @property
+    def titan_requests(self) -> list[Recorded]:
+        """The requests received on the Titan route."""
+        with self._lock:
+            return [request for request in self.requests if "inputText" in request.body]
+
+    def _titan_reset(self) -> None:
+        self.titan_replies: list[Reply] = []
+        self.titan_then: Reply | None = None
+        self.titan_latency = 0.0
+        self.titan_in_flight = 0
+        self.titan_max_in_flight = 0
 
     def _next(self) -> Reply:
         if not self.replies:
             return Reply(status=500, text="no reply scripted")
         return self.replies.pop(0)
+
+    def _titan_enter(self, request: Recorded) -> tuple[Reply | None, float]:
+        with self._lock:
+            self.requests.append(request)
+            self.titan_in_flight += 1
+            self.titan_max_in_flight = max(self.titan_max_in_flight, self.titan_in_flight)
+            reply = self.titan_replies.pop(0) if self.titan_replies else self.titan_then
+            return reply, self.titan_latency
+
+    def _titan_leave(self) -> None:
+        with self._lock:
+            self.titan_in_flight -= 1
 
 
 def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
@@ -86,9 +162,12 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length))
-            stub.requests.append(
-                Recorded(unquote(parts[2]), {k.lower(): v for k, v in self.headers.items()}, body)
-            )
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            model = unquote(parts[2])
+            if "inputText" in body:  # Titan's, whatever the model id (an ARN, a profile)
+                self._titan(Recorded(model, headers, body))
+                return
+            stub.requests.append(Recorded(model, headers, body))
             reply = stub._next()
             if reply.status != 200:
                 self._send(reply.status, {"message": reply.text or "error"}, reply.headers)
@@ -110,8 +189,29 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
-        def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+        def _titan(self, request: Recorded) -> None:
+            reply, latency = stub._titan_enter(request)
+            try:
+                time.sleep(latency)
+                if reply is not None and reply.status != 200:
+                    self._send(reply.status, {"message": reply.text or "error"}, reply.headers)
+                elif reply is not None and reply.text:
+                    self._send(200, reply.text)
+                else:
+                    text = request.body["inputText"]
+                    dimension = request.body.get("dimensions", 1024)
+                    answer = {
+                        "embedding": titan_vector(text, dimension),
+                        "inputTextTokenCount": max(1, len(text) // 4),
+                    }
+                    self._send(200, answer)
+            finally:
+                stub._titan_leave()
+
+        def _send(
+            self, status: int, payload: dict | str, headers: dict[str, str] | None = None
+        ) -> None:
+            data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
@@ -144,7 +244,20 @@ def bedrock(bedrock_server: BedrockStub, monkeypatch: pytest.MonkeyPatch) -> Bed
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"):
+    # boto3's bedrock-runtime clients too, and nothing from this machine's AWS setup
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_server.url)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+    ):
         monkeypatch.delenv(name, raising=False)
     bedrock_server.script()
     return bedrock_server
