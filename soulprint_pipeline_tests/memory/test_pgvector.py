@@ -44,7 +44,7 @@ def unit(*weights: float) -> list[float]:
     """A unit vector of DIMENSION values from its first few weights."""
     vector = np.zeros(DIMENSION, dtype=np.float64)
     vector[: len(weights)] = weights
-    return list(vector / np.linalg.norm(vector))
+    return [float(value) for value in vector / np.linalg.norm(vector)]
 
 
 def chunks(user_id: str, ids_and_vectors: list[tuple[str, list[float]]]) -> pa.RecordBatch:
@@ -198,23 +198,41 @@ def test_stage_checks_its_batch(store: MemoryStore) -> None:
     assert store.staged_hashes("u1", "build") == set()
 
 
-def test_search_finds_all_of_a_users_chunks_among_many_users(store: MemoryStore, url: str) -> None:
-    # Enough rows that the planner may pick the HNSW index, which is shared by every user.
+def test_search_through_the_shared_hnsw_index_still_finds_k_of_the_users_chunks(
+    store: MemoryStore, url: str
+) -> None:
+    # The other users' chunks are all nearer the query than this user's are.
     rng = np.random.default_rng(7)
     for user in range(40):
-        vectors = rng.normal(size=(50, DIMENSION))
+        vectors = unit(1) + 0.1 * rng.normal(size=(50, DIMENSION))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         rows = [(f"c{i}", list(vector)) for i, vector in enumerate(vectors)]
         store.stage(f"user-{user}", "b", chunks(f"user-{user}", rows))
         store.publish(f"user-{user}", "b")
-    raw(url, f"ANALYZE {TABLE}")
-    mine = [(f"m{i}", unit(1, i / 10)) for i in range(5)]
+    mine = [(f"m{i}", unit(0.5 - i / 10, 1)) for i in range(5)]
     store.stage("me", "b", chunks("me", mine))
     store.publish("me", "b")
-
-    found = store.search("me", unit(1), k=10)
+    # The planner picks the exact scan of the user's rows when it knows they are few; make it
+    # take the HNSW index (shared by all users) with a tiny candidate list, as it might on a
+    # table whose statistics are off: a plain index scan then finds 5 candidates, filters out
+    # the other users' and returns almost none of this user's.
+    database = raw(url, "SELECT current_database()")[0][0]
+    raw(
+        url,
+        f'ALTER DATABASE "{database}" SET enable_seqscan = off; '
+        f'ALTER DATABASE "{database}" SET enable_sort = off; '
+        f'ALTER DATABASE "{database}" SET hnsw.ef_search = 5',
+    )
+    with open_memory_store(url, DIMENSION) as fresh:  # a new connection, with those settings
+        found = fresh.search("me", unit(1), k=10)
     assert [r.chunk_id for r in found] == ["m0", "m1", "m2", "m3", "m4"]
-    assert found[0].score == pytest.approx(1.0, abs=1e-6)
+    assert found[0].score == pytest.approx(0.5 / np.sqrt(1.25), abs=1e-6)
+    with psycopg.connect(url) as conn:
+        plan = conn.execute(
+            f"EXPLAIN SELECT chunk_id FROM {TABLE} WHERE user_id = 'me' "
+            f"ORDER BY embedding <=> '{unit(1)}' LIMIT 10"
+        ).fetchall()
+    assert "memory_chunks_embedding_idx" in "\n".join(row[0] for row in plan)
 
 
 # --------------------------------------------------------------------------------------------

