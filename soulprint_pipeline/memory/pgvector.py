@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -380,13 +381,19 @@ class PgvectorStore(MemoryStore):
                     conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
                 return conn.execute(query, (query_vector, user_id, query_vector, k)).fetchall()
 
-        return [Recalled(*row[:-1], score=float(row[-1])) for row in self._run("search", work)]
+        return [_recalled(row) for row in self._run("search", work)]
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._closed = True
             self._discard()
+
+
+def _recalled(row: tuple[Any, ...]) -> Recalled:
+    """A search row as :class:`Recalled`, its times in UTC whatever the session's time zone."""
+    values = [value.astimezone(UTC) if isinstance(value, datetime) else value for value in row[:-1]]
+    return Recalled(*values, score=float(row[-1]))
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -110,6 +110,8 @@ def test_the_registry_opens_a_pgvector_store_for_postgres_urls(url: str) -> None
 
 
 def test_two_stages_then_publish_makes_them_the_live_memory(store: MemoryStore, url: str) -> None:
+    database = raw(url, "SELECT current_database()")[0][0]
+    raw(url, f"ALTER DATABASE \"{database}\" SET timezone = 'America/New_York'")  # not UTC
     store.stage("u1", "build-1", chunks("u1", [("a", unit(1)), ("b", unit(1, 1))]))
     store.stage("u1", "build-1", chunks("u1", [("c", unit(0, 1)), ("d", unit(-1))]))
     assert store.count("u1") == 0  # staged is not live
@@ -126,6 +128,7 @@ def test_two_stages_then_publish_makes_them_the_live_memory(store: MemoryStore, 
     assert found[0].conversation_title == "Title 0"
     assert found[1].conversation_title is None
     assert found[0].conversation_created_at == START
+    assert found[0].conversation_created_at.tzinfo == UTC
     assert found[1].first_message_at == START + timedelta(minutes=1)
     assert found[0].last_message_at is None
     assert found[1].chunk_index == 1
