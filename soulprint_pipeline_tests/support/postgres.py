@@ -14,11 +14,12 @@ except on CI (``CI=true``), where a missing server is a failure rather than a si
 
 However many modules import the fixtures, one server is started per test process: pytest makes
 a separate fixture definition per importing module, so the server itself is shared and
-reference-counted here.
+reference-counted here (:class:`SharedServer`, which ``support/pgvector.py`` uses too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -27,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,13 +40,14 @@ SESSION_DATABASE = "soulprint_test"
 _COMMAND_TIMEOUT = 120.0
 
 
-def _on_ci() -> bool:
+def on_ci() -> bool:
+    """Whether this is CI (``CI=true``), where a missing server fails instead of skipping."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
     """Skip (locally) or fail (on CI) because no server can be started."""
-    if _on_ci():
+    if on_ci():
         pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)", pytrace=False)
     pytest.skip(reason)
 
@@ -169,84 +171,123 @@ class _Server:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-_lock = threading.Lock()
-_server: _Server | None = None
+class SharedServer:
+    """One test server per process, started on first use and stopped after its last user.
 
+    ``locate`` finds the bindir (None: skip, or fail on CI, with ``missing`` as the reason);
+    ``stage`` may move the binaries somewhere the server's user can run them from, inside the
+    server's own temporary folder (so that they go when it does).
+    """
 
-def _start_server() -> _Server:
-    bindir = find_bindir()
-    if bindir is None:
-        _unavailable(
-            f"PostgreSQL 15 binaries not found at {DEFAULT_BINDIR} (nor via pg_config or "
-            "SOULPRINT_TEST_PG_BINDIR): install postgresql-15"
-        )
-        raise AssertionError("unreachable")  # pytest.skip/fail raise
-    as_postgres_user = os.geteuid() == 0
-    if as_postgres_user:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            _unavailable("running as root, but there is no 'postgres' user to run initdb as")
-        if shutil.which("runuser") is None:
-            _unavailable("running as root, but 'runuser' is missing to run initdb as postgres")
-    last_error: Exception | None = None
-    for _attempt in range(3):  # a port picked as free can be taken before the server binds it
-        root = Path(tempfile.mkdtemp(prefix="soulprint-pg-"))
+    def __init__(
+        self,
+        locate: Callable[[], Path | None],
+        missing: str,
+        stage: Callable[[Path, Path, bool], Path] | None = None,
+    ) -> None:
+        self._locate = locate
+        self._missing = missing
+        self._stage = stage
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+
+    @property
+    def running(self) -> _Server:
+        """The running server (a session fixture holding it must be active)."""
+        assert self._server is not None, "a session fixture keeps the server running"
+        return self._server
+
+    def _start(self) -> _Server:
+        bindir = self._locate()
+        if bindir is None:
+            unavailable(self._missing)
+            raise AssertionError("unreachable")  # pytest.skip/fail raise
+        as_postgres_user = os.geteuid() == 0
         if as_postgres_user:
-            shutil.chown(root, user="postgres", group=None)
-        server = _Server(
-            bindir=bindir, root=root, port=_free_port(), as_postgres_user=as_postgres_user
-        )
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                unavailable("running as root, but there is no 'postgres' user to run initdb as")
+            if shutil.which("runuser") is None:
+                unavailable("running as root, but 'runuser' is missing to run initdb as postgres")
+        last_error: Exception | None = None
+        for _attempt in range(3):  # a port picked as free can be taken before the server binds it
+            root = Path(tempfile.mkdtemp(prefix="soulprint-pg-"))
+            if as_postgres_user:
+                shutil.chown(root, user="postgres", group=None)
+            server: _Server | None = None
+            try:
+                staged = self._stage(bindir, root, as_postgres_user) if self._stage else bindir
+                server = _Server(
+                    bindir=staged, root=root, port=_free_port(), as_postgres_user=as_postgres_user
+                )
+                server.start()
+                server.create_database(SESSION_DATABASE)
+            except Exception as error:  # retried, then reported below
+                last_error = error
+                if server is not None:
+                    server.stop()
+                shutil.rmtree(root, ignore_errors=True)
+                continue
+            return server
+        pytest.fail(f"could not start a test PostgreSQL server: {last_error}", pytrace=False)
+        raise AssertionError("unreachable")
+
+    def acquire(self) -> _Server:
+        """The server, started if this is its first user."""
+        with self._lock:
+            if self._server is None:
+                self._server = self._start()
+            self._server.users += 1
+            return self._server
+
+    def release(self) -> None:
+        """Stop the server if this was its last user."""
+        with self._lock:
+            if self._server is None:
+                return
+            self._server.users -= 1
+            if self._server.users <= 0:
+                server, self._server = self._server, None
+                server.stop()
+
+    @contextlib.contextmanager
+    def session_url(self) -> Iterator[str]:
+        """The session database's URL, the server held for as long as the block runs."""
+        server = self.acquire()
         try:
-            server.start()
-            server.create_database(SESSION_DATABASE)
-        except Exception as error:  # retried, then reported below
-            last_error = error
-            server.stop()
-            continue
-        return server
-    pytest.fail(f"could not start a test PostgreSQL server: {last_error}", pytrace=False)
-    raise AssertionError("unreachable")
+            yield server.url(SESSION_DATABASE)
+        finally:
+            self.release()
+
+    @contextlib.contextmanager
+    def fresh_database(self) -> Iterator[str]:
+        """A new, empty database (``test_<uuid>``) on the running server, dropped afterwards."""
+        server = self.running
+        name = f"test_{uuid.uuid4().hex}"
+        url = server.create_database(name)
+        try:
+            yield url
+        finally:
+            server.drop_database(name)
 
 
-def _acquire() -> _Server:
-    global _server
-    with _lock:
-        if _server is None:
-            _server = _start_server()
-        _server.users += 1
-        return _server
-
-
-def _release() -> None:
-    global _server
-    with _lock:
-        if _server is None:
-            return
-        _server.users -= 1
-        if _server.users <= 0:
-            server, _server = _server, None
-            server.stop()
+POSTGRES = SharedServer(
+    find_bindir,
+    f"PostgreSQL 15 binaries not found at {DEFAULT_BINDIR} (nor via pg_config or "
+    "SOULPRINT_TEST_PG_BINDIR): install postgresql-15",
+)
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a database on a throwaway PostgreSQL 15 server, for the whole test session."""
-    server = _acquire()
-    try:
-        yield server.url(SESSION_DATABASE)
-    finally:
-        _release()
+    with POSTGRES.session_url() as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_profiles_url(postgres_url: str) -> Iterator[str]:
     """URL of a fresh, empty database (``test_<uuid>``) on the session's server, for one test."""
-    server = _server
-    assert server is not None, "the postgres_url fixture keeps the server running"
-    name = f"test_{uuid.uuid4().hex}"
-    url = server.create_database(name)
-    try:
+    with POSTGRES.fresh_database() as url:
         yield url
-    finally:
-        server.drop_database(name)
