@@ -39,10 +39,14 @@ $(DEMO_EXPORT): | $(INSTALLED)
 	$(PY) -m soulprint_pipeline.testing.synthetic $(DEMO_EXPORT).partial --size 50MB --format zip --seed 7
 	mv $(DEMO_EXPORT).partial $(DEMO_EXPORT)
 
+DEMO_QUERY ?= my dog keeps barking at the mail carrier
+
 # The main job on the embedded defaults: a generated 50 MB export for one demo user, imported
-# through the three assets on the local instance (the run shows in `make dev` afterwards).
+# through the four assets on the local instance (the run shows in `make dev` afterwards), then
+# one recall query over the memory it built.
 demo: install $(DAGSTER_HOME)/dagster.yaml $(DEMO_EXPORT)
 	$(VENV)/bin/soulprint-pipeline import $(DEMO_EXPORT) --user $(DEMO_USER)
+	$(VENV)/bin/soulprint-pipeline recall --user $(DEMO_USER) -k 3 "$(DEMO_QUERY)"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster instance concurrency set llm 2

@@ -101,6 +101,42 @@ def import_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def recall_command(args: argparse.Namespace) -> int:
+    """Print the chunks of a user's memory nearest to a query, with their titles and dates.
+
+    The person's own words, shown only to the operator who asks; the app's chat makes the
+    same call (:func:`soulprint_pipeline.memory.recall.recall`).
+    """
+    import dagster as dg
+
+    from soulprint_pipeline.definitions import defs
+    from soulprint_pipeline.memory.recall import recall
+    from soulprint_pipeline.users import validate_user_id
+
+    user_id = validate_user_id(args.user)
+    needed = {key: defs.resources[key] for key in ("embedder", "memory")}
+    with (
+        dg.build_resources(needed) as resources,
+        resources.embedder.open() as embedder,
+        resources.memory.open(embedder.dimension) as store,
+    ):
+        if store.count(user_id) == 0:
+            print(
+                f"soulprint-pipeline: no memory is stored for {user_id} yet "
+                "(import their export first)",
+                file=sys.stderr,
+            )
+            return 2
+        found = recall(store, embedder, user_id, args.query, k=args.k)
+    for rank, chunk in enumerate(found, 1):
+        when = chunk.first_message_at or chunk.conversation_created_at
+        date = when.date().isoformat() if when else "undated"
+        title = chunk.conversation_title or "(untitled)"
+        print(f"{rank}. {title} · {date} · score {chunk.score:.3f}")
+        print("   " + chunk.text.replace("\n", "\n   ") + "\n")
+    return 0
+
+
 def _printable(row: dict) -> dict:
     """The user_profiles row, with the JSON columns shown as JSON."""
     shown = dict(row)
@@ -150,11 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     importer = commands.add_parser(
         "import",
-        help="run the three assets for one user on this export, on the local Dagster instance",
+        help="run the four assets for one user on this export, on the local Dagster instance",
     )
     importer.add_argument("export_url", help="path or fsspec URL of the export")
     importer.add_argument("--user", required=True, help="the user id (the partition key)")
     importer.set_defaults(handler=import_command)
+
+    recaller = commands.add_parser(
+        "recall", help="print the chunks of a user's memory nearest in meaning to a query"
+    )
+    recaller.add_argument("query", help="what to look for, in any words")
+    recaller.add_argument("--user", required=True, help="the user id")
+    recaller.add_argument("-k", type=int, default=5, help="how many chunks (default: 5)")
+    recaller.set_defaults(handler=recall_command)
     return parser
 
 

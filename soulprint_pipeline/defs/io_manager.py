@@ -128,6 +128,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if stats is not None:
             manifest.update(rows=stats.rows, conversations=stats.conversations)
             metadata.update(_stats_metadata(stats, seconds))
+        if isinstance(batches, ExportReader):
+            # the bytes the rows were parsed from: a re-parse of the same upload is the same
+            # input to the steps after (the memory resumes its staged chunks across it)
+            source = lake.current("raw_export", version.user_id) or {}
+            if source.get("url") == batches.settings.url:
+                manifest["source_sha256"] = metadata["source_sha256"] = source["sha256"]
         lake.commit(version, manifest)
         return metadata
 

@@ -8,7 +8,7 @@ conversations, once to chunk them), chunks are embedded and staged a few hundred
 and the only state that grows with the export is a set of content hashes (about 100 bytes a
 chunk).
 
-Resumable: staged chunks are kept under a *build key* (the parsed rows' version, the chunker's
+Resumable: staged chunks are kept under a *build key* (the export's sha256, the chunker's
 settings and the embedder's identity). A run killed half way stages the rest on its re-run and
 pays only for the chunks it had not embedded; a new upload, chunker or model is a new key, and
 the stale staging is dropped first. Identical chunks (a conversation exported twice) are
@@ -95,12 +95,13 @@ class Built:
         }
 
 
-def build_key(parts_version: str, settings: MemorySettings, embedder: Embedder) -> str:
-    """The key of a build: what its chunks and vectors were computed from."""
+def build_key(source: str, settings: MemorySettings, embedder: Embedder) -> str:
+    """The key of a build: what its chunks and vectors were computed from (``source``: the
+    export's sha256, or the parsed rows' version when that is not known)."""
     chunking = settings.chunking
     identity = "|".join(
         [
-            parts_version,
+            source,
             f"chunker-v{CHUNKER_VERSION}",
             f"{chunking.target_tokens}/{chunking.overlap_tokens}/{chunking.max_tokens}",
             embedder.identity,
@@ -123,7 +124,8 @@ def build_memory(
     """
     settings = settings or MemorySettings()
     started = time.perf_counter()
-    key = build_key(str(parts.manifest.get("version", "")), settings, embedder)
+    source = parts.manifest.get("source_sha256") or parts.manifest.get("version", "")
+    key = build_key(str(source), settings, embedder)
     built = Built(
         embedder.model,
         embedder.dimension,

@@ -193,11 +193,12 @@ class _Conversation:
         text = text.strip()
         if not text:
             return
-        for piece in _windows(f"{label}: {text}", self.settings):
+        for window, piece in enumerate(_windows(f"{label}: {text}", self.settings)):
             turn = _Turn(piece, estimate_tokens(piece) + 1, created_at)
             if self.fresh and self.tokens + turn.tokens > self.settings.target_tokens:
                 yield self._emit()
-                self._keep_overlap()
+                # a message's windows overlap already; whole turns carry the last one over
+                self._keep_overlap(keep=window == 0)
             self.turns.append(turn)
             self.tokens += turn.tokens
             self.fresh = True
@@ -223,9 +224,9 @@ class _Conversation:
         self.fresh = False
         return chunk
 
-    def _keep_overlap(self) -> None:
+    def _keep_overlap(self, keep: bool = True) -> None:
         """Keep the last turns (or the tail of the last) within the overlap for the next chunk."""
-        budget = self.settings.overlap_tokens
+        budget = self.settings.overlap_tokens if keep else 0
         kept: list[_Turn] = []
         used = 0
         for turn in reversed(self.turns):
@@ -268,6 +269,8 @@ def _tail(text: str, tokens: int) -> str:
     if tokens <= 0:
         return ""
     chars = int(tokens * len(text) / max(estimate_tokens(text), 1))
-    tail = text[-chars:] if chars < len(text) else text
+    if chars >= len(text):
+        return text
+    tail = text[-chars:]
     space = tail.find(" ")
-    return (tail[space + 1 :] if 0 <= space < len(tail) // 2 else tail).strip()
+    return "… " + (tail[space + 1 :] if 0 <= space < len(tail) // 2 else tail).strip()

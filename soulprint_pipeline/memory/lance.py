@@ -176,7 +176,7 @@ class LanceMemoryStore(MemoryStore):
             )
             .distance_type("cosine")
             .where(self._of_build(user_id, live), prefilter=True)
-            .select([name for name in self.schema.names if name != "embedding"])
+            .select([name for name in self.schema.names if name != "embedding"] + ["_distance"])
             .limit(k)
             .to_arrow()
         )

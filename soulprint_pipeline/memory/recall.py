@@ -6,6 +6,7 @@ and what ``soulprint-pipeline recall`` prints for an operator.
 
 from __future__ import annotations
 
+from soulprint_pipeline.errors import ConfigurationError
 from soulprint_pipeline.memory.embedders import Embedder
 from soulprint_pipeline.memory.store import MemoryStore, Recalled
 from soulprint_pipeline.users import validate_user_id
@@ -17,11 +18,11 @@ def recall(
     """The ``k`` chunks of ``user_id``'s memory nearest in meaning to ``query``."""
     validate_user_id(user_id)
     if not query.strip():
-        raise ValueError("a recall query needs some words")
+        raise ConfigurationError("A recall query needs some words.")
     if store.dimension != embedder.dimension:
-        raise ValueError(
-            f"the store holds {store.dimension}-value embeddings, the embedder makes "
-            f"{embedder.dimension}: recall with the embedder the memory was built with"
+        raise ConfigurationError(
+            f"The memory holds {store.dimension}-value embeddings and the embedder makes "
+            f"{embedder.dimension}: recall with the embedder the memory was built with."
         )
     vector = embedder.embed([query])[0]
     return store.search(user_id, vector.tolist(), k)
