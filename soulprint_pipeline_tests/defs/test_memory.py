@@ -8,10 +8,12 @@ import dagster as dg
 import pytest
 
 from soulprint_pipeline.defs.assets import memory_chunks
-from soulprint_pipeline.defs.memory import EmbedderResource
-from soulprint_pipeline.memory.embedders import OfflineEmbedder
+from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource
+from soulprint_pipeline.memory.embedders import TITAN_V2, OfflineEmbedder
 from soulprint_pipeline.memory.recall import recall
 from soulprint_pipeline.memory.store import open_memory_store
+from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, bedrock_error
 from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_conversation
 
@@ -131,3 +133,42 @@ def _context(embedder):
     from contextlib import nullcontext
 
     return nullcontext(embedder)
+
+
+def _production_memory(env: Env, pgvector_database_url: str) -> None:
+    """The memory as production runs it: Titan V2 on Bedrock, Postgres with pgvector."""
+    env.resources["embedder"] = EmbedderResource(backend="bedrock", dimension=256)
+    env.resources["memory"] = MemoryResource(url=pgvector_database_url)
+    env.defs = dg.Definitions(assets=env.defs.assets, jobs=[import_user], resources=env.resources)
+
+
+def test_titan_into_pgvector_through_the_import(
+    env: Env, bedrock: BedrockStub, pgvector_database_url: str
+) -> None:
+    _production_memory(env, pgvector_database_url)
+    upload = env.upload("quin", "conversations.json", _export(12))
+    result = env.run_import("quin", upload)
+    assert result.success
+    metadata = _metadata(result)
+    assert metadata["embedding_model"] == TITAN_V2
+    assert metadata["embedding_calls"] == len(bedrock.titan_requests) == metadata["chunks"]
+    assert metadata["tokens_embedded"] > 0 and metadata["estimated_cost_usd"] > 0
+    assert all(r.body["dimensions"] == 256 for r in bedrock.titan_requests)
+    with open_memory_store(pgvector_database_url, 256) as store:
+        assert store.count("quin") == metadata["chunks"]
+    assert env.row("quin")["import_status"] == "complete"
+
+
+def test_a_refused_embedding_fails_the_import_with_a_clear_message(
+    env: Env, bedrock: BedrockStub, pgvector_database_url: str
+) -> None:
+    _production_memory(env, pgvector_database_url)
+    bedrock.script_titan(then=bedrock_error(403, "AccessDeniedException"))
+    upload = env.upload("rory", "conversations.json", _export(12))
+    result = env.run_import("rory", upload)
+    assert not result.success
+    row = env.row("rory")
+    assert row["import_status"] == "failed" and row["import_stage"] == "Creating memory chunks"
+    assert "AccessDeniedException" in row["import_error"]
+    assert "Marguerite" not in row["import_error"]
+    assert row["ai_name"]  # the soulprint was saved before the memory failed
