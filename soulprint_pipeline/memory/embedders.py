@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from soulprint_pipeline.errors import UserSafeError
+from soulprint_pipeline.soulprint.sampling import estimate_tokens
 
 EMBEDDERS = ("offline", "bedrock")
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
@@ -146,6 +147,8 @@ class OfflineEmbedder(Embedder):
         np.divide(vectors, norms, out=vectors, where=norms > 0)
         self.stats.calls += 1
         self.stats.texts += len(texts)
+        # estimated the way the soulprint's sample counts them; Titan reports its own count
+        self.stats.input_tokens += sum(estimate_tokens(text) for text in texts)
         return vectors
 
 

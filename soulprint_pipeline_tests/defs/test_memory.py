@@ -61,6 +61,9 @@ def test_import_builds_a_memory_that_recalls_a_paraphrased_fact(env: Env) -> Non
     assert metadata["chunks_embedded"] == metadata["chunks"]
     assert metadata["embedding_model"] == OfflineEmbedder.model
     assert metadata["embedding_dimension"] == 256
+    # the chunks' own estimate counts each turn apart; the embedder counts the joined text
+    assert 0.9 < metadata["tokens_embedded"] / metadata["estimated_tokens"] <= 1.0
+    assert metadata["estimated_cost_usd"] == 0.0  # offline costs nothing
     with _store(env) as store:
         assert store.count("mia") == metadata["chunks"]
         embedder = OfflineEmbedder(256)
