@@ -54,3 +54,33 @@ def test_prompt_bump_requests_exactly_the_soulprint_partitions(
         finally:
             monkeypatch.undo()
             importlib.reload(assets_module)
+
+
+def test_an_embedder_change_requests_exactly_the_memory_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def all_assets(module) -> dg.Definitions:
+        return dg.Definitions(assets=module.ASSETS, resources=env.resources)
+
+    with dg.instance_for_test() as instance:
+        env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+        for user in ("alice", "bob"):
+            upload = env.upload(user, "export.json", chatgpt_export_bytes(3))
+            assert env.run_import(user, upload).success
+        baseline = dg.evaluate_automation_conditions(
+            defs=all_assets(assets_module), instance=instance
+        )
+        assert baseline.total_requested == 0
+
+        monkeypatch.setenv("SOULPRINT_EMBEDDING_DIMENSION", "512")
+        changed = importlib.reload(assets_module)
+        try:
+            result = dg.evaluate_automation_conditions(
+                defs=all_assets(changed), instance=instance, cursor=baseline.cursor
+            )
+            memory = dg.AssetKey("memory_chunks")
+            assert result.get_requested_partitions(memory) == {"alice", "bob"}
+            assert result.total_requested == 2  # no re-parse, no soulprint billed again
+        finally:
+            monkeypatch.undo()
+            importlib.reload(assets_module)
