@@ -9,7 +9,7 @@ DEMO_USER ?= demo-user
 DEMO_EXPORT := data/uploads/$(DEMO_USER)/export.zip
 export DAGSTER_HOME
 
-.PHONY: install test lint bench demo dev clean
+.PHONY: install test lint bench demo dev defs clean
 
 $(INSTALLED): pyproject.toml soulprint_pipeline/export/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -48,9 +48,16 @@ demo: install $(DAGSTER_HOME)/dagster.yaml $(DEMO_EXPORT)
 	$(VENV)/bin/soulprint-pipeline import $(DEMO_EXPORT) --user $(DEMO_USER)
 	$(VENV)/bin/soulprint-pipeline recall --user $(DEMO_USER) -k 3 "$(DEMO_QUERY)"
 
+# dg runs in the project's virtualenv, as if it were activated
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster instance concurrency set llm 2
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(VENV)/bin/dagster instance concurrency set embeddings 2
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg dev
+
+# what the code location defines, and whether it loads (dg list defs / dg check defs)
+defs: install
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg check defs
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg list defs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -7,12 +7,23 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from soulprint_pipeline.errors import UserSafeError
 from soulprint_pipeline.export.containers import MiB, ReadLimits
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.lake.parquet_parts import PartWriter
+
+DESCRIPTION = "Stream a ChatGPT or Claude export into a soulprint and a memory, with Dagster."
+EXAMPLES = """examples:
+  soulprint-pipeline parse conversations.json --out parts/
+  soulprint-pipeline import export.zip --user 4f1c2b9e-user
+  soulprint-pipeline recall --user 4f1c2b9e-user "where did I go on holiday?"
+
+Settings come from environment variables (SOULPRINT_*, see the README); bad input or a bad
+setting exits 2 with one line, and SOULPRINT_DEBUG=1 shows the traceback of a defect."""
 
 
 def _limits(args: argparse.Namespace) -> ReadLimits:
@@ -27,7 +38,11 @@ def parse_command(args: argparse.Namespace) -> int:
     """Parse one export into Parquet parts and print a one-line JSON summary."""
     started = time.perf_counter()
     reader = ExportReader(args.export_url, limits=_limits(args), workers=args.workers)
-    with PartWriter(args.out, dictionary_columns=DICTIONARY_COLUMNS) as writer:
+    with (
+        _progress_bar("parsing") as bar,
+        PartWriter(args.out, dictionary_columns=DICTIONARY_COLUMNS) as writer,
+    ):
+        reader.on_progress = bar
         writer.write_all(reader.batches())
     seconds = time.perf_counter() - started
     summary = reader.stats.as_dict()
@@ -39,6 +54,24 @@ def parse_command(args: argparse.Namespace) -> int:
     )
     print(json.dumps(summary))
     return 0
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar of bytes on stderr when it is a terminal (nothing otherwise), fed with
+    (bytes done, bytes in all); stdout keeps only the command's result."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -149,7 +182,12 @@ def _printable(row: dict) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``soulprint-pipeline``."""
-    parser = argparse.ArgumentParser(prog="soulprint-pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="soulprint-pipeline",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     parse = commands.add_parser(

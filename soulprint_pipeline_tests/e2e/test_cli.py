@@ -203,3 +203,38 @@ def test_import_of_a_bad_export_prints_its_reason_and_no_traceback(tmp_path: Pat
 def test_an_invalid_user_id_exits_2(tmp_path: Path) -> None:
     (export := tmp_path / "export.json").write_bytes(chatgpt_export_bytes(2))
     _assert_one_line_error(_run("import", str(export), "--user", "../etc", cwd=tmp_path), "user id")
+
+
+def test_parse_shows_a_progress_bar_on_a_terminal_and_only_the_summary_on_stdout(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    (export := tmp_path / "conversations.json").write_bytes(chatgpt_export_bytes(400))
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "parse", str(export), "--out", str(tmp_path / "parts")],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        timeout=120,
+        env=environment,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # the terminal is closed and drained
+            break
+        if not data:
+            break
+        shown += data
+    os.close(controller)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["conversations"] == 400  # stdout: the summary alone
+    assert b"parsing: 100%" in shown and b"B/s" in shown
