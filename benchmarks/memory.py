@@ -1,0 +1,449 @@
+"""The memory step (``memory_chunks``) on a generated export: chunks/s, peak RSS, cost.
+
+    python -m benchmarks.memory [--size 1GB] [--titan-max-tokens 2000000] [--uncapped-size 100MB]
+
+A JSON export of ``--size`` is generated at run time and parsed to Parquet parts (the
+``soulprint-pipeline parse`` command); then each measurement runs in a fresh process, so its
+peak RSS (``VmHWM``) is its own, on the parts read as the asset reads them (``StoredParts``):
+
+* **chunk only** (the baseline): ``chunking.plan`` and ``chunking.chunk_rows``, nothing embedded
+  or stored; one per export and cap, so every step is compared with the same chunks cut alone;
+* **offline**: ``build_memory`` with the offline embedder (1024 dimensions, the default) into a
+  LanceDB folder, with the asset's default cap (``DEFAULT_MAX_TOKENS``), and uncapped on the
+  ``--uncapped-size`` export (0: skip);
+* **titan**: ``build_memory`` with Titan V2 through boto3 against the tests' Bedrock stub, run
+  in a process of its own on loopback, answering each call after ``--latency`` (50 ms), with
+  the embedder's default concurrency (8), into LanceDB. Titan embeds one text a call, so this
+  is capped at ``--titan-max-tokens`` (a subset of the export, said in the output).
+
+No AWS: the measurements get fake credentials, ``AWS_REGION=us-east-1``, the stub's endpoint
+and AWS config files that do not exist. Cost is Titan V2's price (``TITAN_USD_PER_MILLION_
+TOKENS``) on the chunks' estimated tokens, on Titan's count where Titan ran, and on all the
+export's text (``text_tokens``, before the cap). Everything is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+USER = "bench-user"
+#: The RSS a user's memory materialization must stay under (the issue's).
+RSS_BUDGET_MB = 300
+
+
+# --- in the measuring process -------------------------------------------------------------
+
+
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmHWM``, ``VmRSS``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _parts(parts_dir: str) -> Any:
+    """The Parquet parts in ``parts_dir``, read as the memory asset reads them."""
+    from soulprint_pipeline.lake.store import Lake, StoredParts
+
+    paths = [str(path) for path in sorted(Path(parts_dir).glob("part-*.parquet"))]
+    return StoredParts(Lake(parts_dir), {"parts": paths, "version": "bench"})
+
+
+def measure_chunks(parts_dir: str, max_tokens: int | None) -> dict[str, Any]:
+    """The baseline: plan and cut the chunks, drop them (no embedding, no store)."""
+    from soulprint_pipeline.memory.build import _PLAN_COLUMNS
+    from soulprint_pipeline.memory.chunking import COLUMNS, ChunkSettings, chunk_rows, plan
+
+    parts = _parts(parts_dir)
+    settings = ChunkSettings(max_tokens=max_tokens)
+    imported_mb = _status_mb("VmRSS")
+    started = time.perf_counter()
+    sized = plan(parts.batches(_PLAN_COLUMNS), settings)
+    chunks = tokens = 0
+    for chunk in chunk_rows(parts.batches(COLUMNS), settings, sized.kept):
+        chunks += 1
+        tokens += chunk.tokens
+    return {
+        "chunks": chunks,
+        "estimated_tokens": tokens,
+        "titan_tokens": None,
+        "text_tokens": sized.tokens,
+        "conversations_total": sized.conversations,
+        "capped": sized.capped,
+        "seconds": time.perf_counter() - started,
+        "imported_rss_mb": imported_mb,
+    }
+
+
+def measure_build(
+    parts_dir: str, max_tokens: int | None, backend: str, store_dir: str, dimension: int
+) -> dict[str, Any]:
+    """``build_memory`` with the ``backend`` embedder of ``dimension`` into a LanceDB store at
+    ``store_dir``. Without Dagster: the step's library, as the asset calls it."""
+    from soulprint_pipeline.memory.build import MemorySettings, build_memory
+    from soulprint_pipeline.memory.chunking import ChunkSettings
+    from soulprint_pipeline.memory.embedders import EmbedderSettings, open_embedder
+    from soulprint_pipeline.memory.store import open_memory_store
+
+    parts = _parts(parts_dir)
+    settings = MemorySettings(chunking=ChunkSettings(max_tokens=max_tokens))
+    before_mb = _status_mb("VmRSS")
+    # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak
+    from soulprint_pipeline.memory.lance import INDEX_MIN_ROWS
+
+    if backend == "bedrock":
+        import soulprint_pipeline.memory.titan  # noqa: F401
+    imported_mb = _status_mb("VmRSS")
+    first_stage: dict[str, float] = {}
+
+    def on_progress(fraction: float) -> None:
+        # the plan pass and one staged batch: what the first pass and a table.add cost
+        if not first_stage:
+            first_stage.update(hwm_mb=_status_mb("VmHWM"), rss_mb=_status_mb("VmRSS"))
+
+    embedder = open_embedder(EmbedderSettings(backend=backend, dimension=dimension))
+    try:
+        with open_memory_store(store_dir, dimension) as store:
+            opened_mb = _status_mb("VmRSS")
+            publish = store.publish
+
+            def publish_measured(user_id: str, build_key: str) -> int:
+                # publishing may train the vector index (INDEX_MIN_ROWS): its cost apart
+                first_stage["before_publish_hwm_mb"] = _status_mb("VmHWM")
+                return publish(user_id, build_key)
+
+            store.publish = publish_measured  # type: ignore[method-assign]
+            built = build_memory(USER, parts, embedder, store, settings, on_progress)
+    finally:
+        embedder.close()
+    metadata = built.metadata()
+    return {
+        "chunks": metadata["chunks"],
+        "duplicates": metadata["duplicate_chunks"],
+        "estimated_tokens": metadata["estimated_tokens"],
+        "titan_tokens": metadata["tokens_embedded"] if backend == "bedrock" else None,
+        "text_tokens": metadata["text_tokens"],
+        "conversations_total": metadata["conversations_total"],
+        "conversations_covered": metadata["conversations_covered"],
+        "capped": metadata["capped"],
+        "calls": metadata["embedding_calls"],
+        "retries": metadata["embedding_retries"],
+        "cost_usd": metadata["estimated_cost_usd"],
+        "seconds": built.seconds,
+        "before_imports_rss_mb": before_mb,
+        "imported_rss_mb": imported_mb,
+        "opened_rss_mb": opened_mb,
+        "first_stage_hwm_mb": first_stage.get("hwm_mb"),
+        "before_publish_hwm_mb": first_stage.get("before_publish_hwm_mb"),
+        "index_trained": metadata["chunks"] >= INDEX_MIN_ROWS,
+        "store_mb": sum(f.stat().st_size for f in Path(store_dir).rglob("*") if f.is_file()) / MiB,
+    }
+
+
+def _measure(args: list[str]) -> dict[str, Any]:
+    """``_measure chunk|offline|bedrock PARTS_DIR MAX_TOKENS|none [STORE_DIR DIMENSION]``."""
+    mode, parts_dir, cap = args[0], args[1], args[2]
+    max_tokens = None if cap == "none" else int(cap)
+    # pandas too: pyarrow imports it on its first pa.array() (an import cost, once a process)
+    import pandas  # noqa: F401
+
+    if mode == "chunk":
+        result = measure_chunks(parts_dir, max_tokens)
+    else:
+        result = measure_build(parts_dir, max_tokens, mode, args[3], int(args[4]))
+    result["peak_rss_mb"] = _status_mb("VmHWM")
+    return result
+
+
+def _serve_stub(args: list[str]) -> None:
+    """``_serve_stub LATENCY``: the tests' Bedrock stub on loopback until stdin closes."""
+    from http.server import ThreadingHTTPServer
+
+    from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, Recorded, _handler
+
+    class ForgetfulStub(BedrockStub):
+        """The stub without its record of requests: the bench makes tens of thousands."""
+
+        def _titan_enter(self, request: Recorded) -> Any:
+            answer = super()._titan_enter(request)
+            with self._lock:
+                self.requests.clear()
+            return answer
+
+    stub = ForgetfulStub()
+    stub.script_titan(latency=float(args[0]))
+
+    class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
+        # keep-alive, as Bedrock's endpoint: else each call pays a new TCP connection
+        protocol_version = "HTTP/1.1"
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}"}), flush=True)
+    sys.stdin.read()  # until the driver closes it
+    server.shutdown()
+    print(json.dumps({"max_in_flight": stub.titan_max_in_flight}), flush=True)
+
+
+HELPERS = {"_measure": _measure, "_serve_stub": _serve_stub}
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The environment of a measurement: AWS pointed at the stub, nothing of this machine's."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "SOULPRINT_"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIABENCHBENCHBENCH",
+        AWS_SECRET_ACCESS_KEY="bench-secret",
+        AWS_REGION="us-east-1",
+        AWS_ENDPOINT_URL_BEDROCK_RUNTIME=endpoint,
+        AWS_CONFIG_FILE="/nonexistent/aws-config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-credentials",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def run_helper(*args: str, env: dict[str, str]) -> dict[str, Any]:
+    """One helper in a fresh interpreter; its last line of JSON."""
+    command = [sys.executable, "-m", "benchmarks.memory", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def prepare(workdir: Path, size: int, seed: int) -> Path:
+    """A generated JSON export of ``size`` bytes, parsed to parts; the parts' folder."""
+    from soulprint_pipeline.testing.synthetic import write_export
+
+    export = workdir / f"export-{size}.json"
+    parts = workdir / f"parts-{size}"
+    started = time.perf_counter()
+    write_export(str(export), fmt="json", target_bytes=size, seed=seed)
+    generated = time.perf_counter() - started
+    cli = Path(sys.executable).parent / "soulprint-pipeline"
+    parsed = subprocess.run(
+        [str(cli), "parse", str(export), "--out", str(parts)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = json.loads(parsed.stdout.strip().splitlines()[-1])
+    export.unlink()
+    print(
+        f"generated a {size / MiB:,.0f} MB export in {generated:.0f} s, parsed in "
+        f"{summary['seconds']:.0f} s: {summary['conversations']:,} conversations, "
+        f"{summary['rows']:,} rows, {summary['parts']} parts "
+        f"({summary['parquet_bytes'] / MiB:,.0f} MB)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return parts
+
+
+def _cap_text(cap: int | None) -> str:
+    return "none" if cap is None else f"{cap / 1e6:g}M"
+
+
+def _cells(row: dict[str, Any], base: dict[str, Any], price: float) -> list[str]:
+    rate = row["chunks"] / row["seconds"] if row["seconds"] else 0.0
+    base_rate = base["chunks"] / base["seconds"] if base["seconds"] else 0.0
+    titan = row.get("titan_tokens")
+    billed = titan if titan is not None else row["estimated_tokens"]
+    over = row["peak_rss_mb"] > RSS_BUDGET_MB and row["step"] != "chunk only"
+    return [
+        row["case"],
+        row["step"],
+        _cap_text(row["cap"]),
+        f"{row['chunks']:,}",
+        f"{rate:,.0f}",
+        f"{rate / base_rate:.3f}x" if base_rate else "",
+        f"{row['estimated_tokens']:,}",
+        f"{titan:,}" if titan is not None else "-",
+        f"${billed * price / 1e6:.4f}",
+        f"${row['text_tokens'] * price / 1e6:.4f}",
+        f"{row['peak_rss_mb']:.0f}" + (" OVER" if over else ""),
+        f"{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}x",
+    ]
+
+
+def print_table(rows: list[list[str]]) -> None:
+    """``rows`` under the table's header, in aligned columns."""
+    header = [
+        "export",
+        "step",
+        "cap",
+        "chunks",
+        "chunks/s",
+        "vs base",
+        "est. tokens",
+        "Titan tokens",
+        "cost",
+        "all text",
+        "peak RSS MB",
+        "vs base",
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from soulprint_pipeline.defs.memory import DEFAULT_DIMENSION, DEFAULT_MAX_TOKENS
+    from soulprint_pipeline.memory.embedders import TITAN_USD_PER_MILLION_TOKENS
+    from soulprint_pipeline.testing.synthetic import parse_size
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="1GB", help="the export (default: %(default)s)")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help="the cap of the offline run (default: the asset's, %(default)s)",
+    )
+    parser.add_argument(
+        "--titan-max-tokens",
+        type=int,
+        default=2_000_000,
+        help="the cap of the Titan run, one call a chunk (default: %(default)s; 0: skip)",
+    )
+    parser.add_argument(
+        "--uncapped-size",
+        default="100MB",
+        help="an export embedded offline without a cap (default: %(default)s; 0: skip)",
+    )
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds a Titan call")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", default=None, help="a folder for it all (default: a temp)")
+    args = parser.parse_args(argv)
+
+    size, uncapped_size = parse_size(args.size), parse_size(args.uncapped_size)
+    price = TITAN_USD_PER_MILLION_TOKENS
+    workdir = Path(tempfile.mkdtemp(prefix="soulprint-bench-memory-", dir=args.workdir))
+    stub: subprocess.Popen[str] | None = None
+    results: list[dict[str, Any]] = []
+    try:
+        stub = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.memory", "_serve_stub", str(args.latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert stub.stdout is not None
+        endpoint = json.loads(stub.stdout.readline())["url"]
+        env = aws_environment(endpoint)
+        print(f"Bedrock stub at {endpoint}, {args.latency * 1000:.0f} ms a call", file=sys.stderr)
+
+        exports = {args.size: prepare(workdir, size, args.seed)}
+        steps: list[tuple[str, str, int | None]] = [(args.size, "offline", args.max_tokens)]
+        if args.titan_max_tokens:
+            steps.append((args.size, "bedrock", args.titan_max_tokens))
+        if uncapped_size:
+            if uncapped_size != size:
+                exports[args.uncapped_size] = prepare(workdir, uncapped_size, args.seed)
+            steps.append((args.uncapped_size, "offline", None))
+
+        baselines: dict[tuple[str, int | None], dict[str, Any]] = {}
+        for case, backend, cap in steps:
+            parts = str(exports[case])
+            key = (case, cap)
+            if key not in baselines:
+                base = run_helper("_measure", "chunk", parts, str(cap or "none"), env=env)
+                base.update(case=case, step="chunk only", cap=cap)
+                print(f"{case} chunk only, cap {_cap_text(cap)}: {json.dumps(base)}", flush=True)
+                baselines[key] = base
+                results.append(base)
+            store = workdir / "lancedb"
+            step = "offline 1024" if backend == "offline" else "Titan V2 1024 (stub)"
+            built = run_helper(
+                "_measure",
+                backend,
+                parts,
+                str(cap or "none"),
+                str(store),
+                str(DEFAULT_DIMENSION),
+                env=env,
+            )
+            built.update(case=case, step=step, cap=cap)
+            print(f"{case} {step}, cap {_cap_text(cap)}: {json.dumps(built)}", flush=True)
+            results.append(built)
+            shutil.rmtree(store, ignore_errors=True)
+    finally:
+        in_flight = "?"
+        if stub is not None:
+            try:  # communicate() closes the stub's stdin, which stops it
+                rest, _ = stub.communicate(timeout=30)
+                in_flight = json.loads(rest.strip().splitlines()[-1])["max_in_flight"]
+            except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError):
+                stub.kill()
+                stub.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print_table([_cells(row, baselines[(row["case"], row["cap"])], price) for row in results])
+    print(
+        f"\ncost: Titan V2 at ${price} per million input tokens, on Titan's count where it ran, "
+        "else on the chunks' estimate (UTF-8 bytes / 3.5); 'all text' is every message of "
+        "the export before the cap (text_tokens), without the chunks' overlap and titles."
+    )
+    if args.titan_max_tokens:
+        print(
+            f"Titan V2 ran on a subset: capped at {args.titan_max_tokens:,} tokens (one call "
+            f"a chunk, {args.latency * 1000:.0f} ms each, at most {in_flight} in flight seen "
+            "by the stub), not the asset's "
+            f"{DEFAULT_MAX_TOKENS:,}."
+        )
+    for row in results:
+        if row["step"] != "chunk only":
+            verdict = "under" if row["peak_rss_mb"] <= RSS_BUDGET_MB else "OVER"
+            print(
+                f"{row['case']} {row['step']}, cap {_cap_text(row['cap'])}: peak RSS "
+                f"{row['peak_rss_mb']:.0f} MB, {verdict} the {RSS_BUDGET_MB} MB budget (RSS "
+                f"{row['before_imports_rss_mb']:.0f} MB before LanceDB/boto3 are imported, "
+                f"{row['imported_rss_mb']:.0f} MB after, store and embedder open "
+                f"{row['opened_rss_mb']:.0f} MB, peak at the first staged batch "
+                f"{row['first_stage_hwm_mb'] or 0:.0f} MB, before publishing "
+                f"{row['before_publish_hwm_mb'] or 0:.0f} MB; LanceDB folder "
+                f"{row['store_mb']:.0f} MB)"
+            )
+            if row["index_trained"]:
+                print(
+                    "  publishing trained the vector index (the table reached "
+                    f"{row['chunks']:,} rows): peak {row['peak_rss_mb']:.0f} MB against "
+                    f"{row['before_publish_hwm_mb'] or 0:.0f} MB before it"
+                )
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in HELPERS:
+        output = HELPERS[sys.argv[1]](sys.argv[2:])
+        if output is not None:
+            print(json.dumps(output))
+    else:
+        main()
