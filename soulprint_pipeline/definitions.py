@@ -9,6 +9,7 @@ import dagster as dg
 from soulprint_pipeline.defs.assets import ASSETS, memory_chunks, quick_pass_soulprint
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
+from soulprint_pipeline.defs.maintenance import memory_maintenance, memory_maintenance_schedule
 from soulprint_pipeline.defs.memory import (
     DEFAULT_DIMENSION,
     DEFAULT_MAX_TOKENS,
@@ -95,7 +96,8 @@ soulprint_automation = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=ASSETS,
-    jobs=[import_user],
+    jobs=[import_user, memory_maintenance],
+    schedules=[memory_maintenance_schedule],
     sensors=[upload_sensor, import_queued_sensor, import_failure_sensor, soulprint_automation],
     resources=default_resources(),
 )

@@ -28,7 +28,9 @@ from soulprint_pipeline.memory.embedders import (
 from soulprint_pipeline.memory.store import MemoryStore, open_memory_store
 
 DEFAULT_DIMENSION = 1024
-DEFAULT_MAX_TOKENS = 20_000_000  # about $0.40 of Titan V2 per person, at most
+#: Of the person's text; chunks add about a third (titles, overlap): at most about 27 M chunk
+#: tokens, $0.55 of Titan V2 per person (measured on the generated 1 GB export)
+DEFAULT_MAX_TOKENS = 20_000_000
 
 
 class EmbedderResource(dg.ConfigurableResource):

@@ -9,8 +9,10 @@ after. Lance's ``merge_insert`` could swap the chunks themselves in one commit, 
 its input in memory (700 MB for an 80 MB export's chunks); appends and a pointer stay flat.
 Writers of different users commit side by side: Lance retries conflicting commits.
 
-The vector index (IVF with HNSW and scalar quantization, cosine) is built once the table is
-large enough to train it; until then, and for rows added after it, search is exact.
+The vector index (IVF with HNSW and scalar quantization, cosine) is built by
+:meth:`LanceMemoryStore.optimize`, maintenance that runs apart from any user's build (the
+``memory_maintenance`` schedule), once the table is large enough to train it; until then,
+and for rows added after it, search is exact.
 """
 
 from __future__ import annotations
@@ -142,11 +144,14 @@ class LanceMemoryStore(MemoryStore):
             .execute(pointer)
         )
         self._chunks.delete(f"user_id = {_quoted(user_id)} AND build_key != '{_key(build_key)}'")
-        self._maintain()
         return self.count(user_id)
 
-    def _maintain(self) -> None:
-        """Index the chunks once there are enough to train the index."""
+    def optimize(self) -> None:
+        """Maintenance, apart from any user's build: train the vector index once the table is
+        large enough (IVF with HNSW and scalar quantization, cosine; training holds the
+        vectors in memory, about 0.5 GB for 70,000 of 1024 values), fold new rows into the
+        indexes, compact small fragments and drop versions older than an hour (readers still
+        on them finish first)."""
         indexed = {index.name for index in self._chunks.list_indices()}
         if "embedding_idx" not in indexed and self._chunks.count_rows() >= INDEX_MIN_ROWS:
             log.info("building the vector index of %s", TABLE)
@@ -154,11 +159,6 @@ class LanceMemoryStore(MemoryStore):
                 metric="cosine", vector_column_name="embedding", index_type="IVF_HNSW_SQ"
             )
             self._chunks.create_scalar_index("user_id", replace=True)
-
-    def optimize(self) -> None:
-        """Compact small fragments, fold new rows into the indexes, drop versions older than
-        an hour (readers still on them finish first). It costs memory in proportion to the
-        rows rewritten, so it runs as maintenance, not inside a user's build."""
         self._chunks.optimize(cleanup_older_than=timedelta(hours=1))
         self._builds.optimize(cleanup_older_than=timedelta(hours=1))
 

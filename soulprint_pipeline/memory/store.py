@@ -113,6 +113,9 @@ class MemoryStore(ABC):
     def search(self, user_id: str, vector: list[float], k: int) -> list[Recalled]:
         """The user's ``k`` live chunks nearest to ``vector`` (a unit vector), best first."""
 
+    def optimize(self) -> None:  # noqa: B027 - a database that maintains itself needs nothing
+        """Maintenance apart from any user's build: indexes, compaction, old versions."""
+
     def close(self) -> None:  # noqa: B027 - optional for backends holding nothing open
         """Release connections."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from soulprint_pipeline.defs.assets import memory_chunks
@@ -175,3 +177,38 @@ def test_a_refused_embedding_fails_the_import_with_a_clear_message(
     assert "AccessDeniedException" in row["import_error"]
     assert "Marguerite" not in row["import_error"]
     assert row["ai_name"]  # the soulprint was saved before the memory failed
+
+
+def test_the_nightly_maintenance_indexes_the_store_and_recall_still_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soulprint_pipeline.defs.maintenance import memory_maintenance
+    from soulprint_pipeline.memory import lance
+    from soulprint_pipeline.memory.build import _record_batch
+    from soulprint_pipeline.memory.chunking import Chunk
+    from soulprint_pipeline.memory.store import chunk_schema
+
+    monkeypatch.setattr(lance, "INDEX_MIN_ROWS", 500)
+    dimension, url = 16, str(tmp_path / "memory")
+    vectors = np.random.default_rng(7).standard_normal((600, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with open_memory_store(url, dimension) as store:
+        for user, rows in (("ann", range(0, 300)), ("bob", range(300, 600))):
+            chunks = [Chunk(f"c{i}", "t", None, None, None, i, f"text {i}", 3) for i in rows]
+            batch = _record_batch(user, chunks, vectors[rows.start : rows.stop], chunk_schema(16))
+            store.stage(user, "k1", batch)
+            store.publish(user, "k1")
+        assert store._chunks.list_indices() == []  # publishing never trains the index
+    resources = {
+        "embedder": EmbedderResource(dimension=dimension),
+        "memory": MemoryResource(url=url),
+    }
+    with dg.instance_for_test() as instance:
+        result = memory_maintenance.execute_in_process(instance=instance, resources=resources)
+    assert result.success
+    with open_memory_store(url, dimension) as store:
+        assert {index.name for index in store._chunks.list_indices()} >= {"embedding_idx"}
+        [best] = store.search("bob", vectors[420].tolist(), 1)
+        assert best.conversation_id == "c420" and best.score > 0.9
+        of_ann = store.search("ann", vectors[420].tolist(), 5)
+        assert of_ann and all(hit.conversation_id != "c420" for hit in of_ann)
