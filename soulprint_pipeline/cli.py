@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from soulprint_pipeline.errors import UserSafeError
 from soulprint_pipeline.export.containers import MiB, ReadLimits
@@ -90,7 +91,7 @@ def import_command(args: argparse.Namespace) -> int:
         home.mkdir(parents=True, exist_ok=True)
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from soulprint_pipeline.definitions import defs
-    from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+    from soulprint_pipeline.defs.partitions import IMPORT_COMMAND, RUNNER_TAG, UPLOAD_TAG, users
     from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker
 
     progress_log = logging.getLogger("soulprint_pipeline.mirror.progress")
@@ -106,6 +107,7 @@ def import_command(args: argparse.Namespace) -> int:
         dg.DagsterInstance.get() as instance,
         # outside a run, EnvVar settings (the mirror's URL) are resolved by building the resource
         dg.build_resources({"profiles": defs.resources["profiles"]}) as resources,
+        _claim(instance, home, user_id),
     ):
         store = resources.profiles.store
         if not instance.has_dynamic_partition(users.name, user_id):
@@ -114,7 +116,7 @@ def import_command(args: argparse.Namespace) -> int:
         result = defs.resolve_job_def("import_user").execute_in_process(
             instance=instance,
             partition_key=user_id,
-            tags={UPLOAD_TAG: export_url},
+            tags={UPLOAD_TAG: export_url, RUNNER_TAG: IMPORT_COMMAND},
             raise_on_error=False,
             # the run's own log (with stack traces) is in the instance; here, progress lines
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
@@ -132,6 +134,57 @@ def import_command(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+@contextmanager
+def _claim(instance: Any, home: Any, user_id: str) -> Iterator[None]:
+    """Hold this user's import for the command's lifetime, or refuse with one line.
+
+    A lock file in ``DAGSTER_HOME`` (released by the system even on ``kill -9``) keeps a
+    second import command of the same user out. Holding it proves that no import command of
+    this user is alive, so its runs still marked in progress died with their process: they
+    are failed now, which the app hears from the new import. A run the daemon launched is
+    left alone, and refuses this import while it works.
+    """
+    import dagster as dg
+    from filelock import FileLock, Timeout
+
+    from soulprint_pipeline.defs.partitions import IMPORT_COMMAND, PARTITION_TAG, RUNNER_TAG
+    from soulprint_pipeline.errors import ImportInProgressError
+
+    busy = f"An import of {user_id} is already running"
+    (home / "locks").mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(home / "locks" / f"import-{user_id}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ImportInProgressError(f"{busy} (another import command); wait for it.") from None
+    try:
+        in_progress = instance.get_runs(
+            dg.RunsFilter(
+                tags={PARTITION_TAG: user_id},
+                # the statuses of a run that has not ended (dagster's own list is private)
+                statuses=[
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                    dg.DagsterRunStatus.CANCELING,
+                ],
+            )
+        )
+        for run in in_progress:
+            if run.tags.get(RUNNER_TAG) != IMPORT_COMMAND:
+                raise ImportInProgressError(
+                    f"{busy} in Dagster (run {run.run_id[:8]}); wait for it, or cancel it."
+                )
+            instance.report_run_failed(
+                run, "its import command ended before the run did (killed, or the machine died)"
+            )
+            print(f"run {run.run_id} of {user_id} had died with its process: marked failed")
+        yield
+    finally:
+        lock.release()
 
 
 def recall_command(args: argparse.Namespace) -> int:

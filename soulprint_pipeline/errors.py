@@ -91,6 +91,10 @@ class StorageError(ExportError):
     reason = "storage_error"
 
 
+class ImportInProgressError(UserSafeError):
+    """Another import of the same user is running: two at once would race in the lake."""
+
+
 class ConfigurationError(UserSafeError, ValueError):
     """A setting (an environment variable, a URL, a command-line value) cannot be used.
 

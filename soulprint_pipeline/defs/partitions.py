@@ -13,3 +13,7 @@ IDENTITY_TAG = "soulprint/upload_identity"
 
 #: Dagster's own tag with the partition key of a run: the user id.
 PARTITION_TAG = "dagster/partition"
+
+#: Run tag of the runs the import command executes in its own process (no daemon watches them).
+RUNNER_TAG = "soulprint/runner"
+IMPORT_COMMAND = "import-command"

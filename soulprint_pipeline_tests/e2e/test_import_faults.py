@@ -1,0 +1,103 @@
+"""The import command under faults: a second import of the same user at once is refused, and
+an import killed with ``kill -9`` leaves no run "in progress" forever: the next import fails
+it and imports the user again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from soulprint_pipeline.testing.synthetic import write_export
+from soulprint_pipeline_tests.e2e.test_cli import DOCUMENTED, _run
+from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+
+
+def _environment(tmp_path: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
+    environment.update(
+        SOULPRINT_DATA_DIR=str(tmp_path / "data"),
+        SOULPRINT_EMBEDDING_DIMENSION="256",
+        DAGSTER_HOME=str(tmp_path / "home"),
+    )
+    return environment
+
+
+def _start_import(tmp_path: Path, export: Path) -> subprocess.Popen:
+    command = [str(CONSOLE_SCRIPT), "import", str(export), "--user", "u1"]
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_environment(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_until_running(tmp_path: Path, process: subprocess.Popen) -> None:
+    """Until the import holds the user (its lock file exists: its instance is set up by
+    then) and its run has started."""
+    lock = tmp_path / "home" / "locks" / "import-u1.lock"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the import ended before the test could catch it"
+        if lock.exists() and _runs(tmp_path, dg.DagsterRunStatus.STARTED):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the import never started its run")
+
+
+def _runs(tmp_path: Path, status: dg.DagsterRunStatus) -> list[dg.DagsterRun]:
+    if not (tmp_path / "home" / "dagster.yaml").exists():
+        return []
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        return list(instance.get_runs(dg.RunsFilter(statuses=[status])))
+
+
+def _row(tmp_path: Path) -> tuple[str, str]:
+    with sqlite3.connect(tmp_path / "data" / "user_profiles.sqlite3") as database:
+        return database.execute(
+            "SELECT import_status, import_stage FROM user_profiles WHERE user_id = 'u1'"
+        ).fetchone()
+
+
+def test_a_second_import_of_the_same_user_is_refused_while_the_first_runs(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "export.json"
+    write_export(str(export), fmt="json", target_bytes=20 * 1024 * 1024, seed=5)
+    first = _start_import(tmp_path, export)
+    _wait_until_running(tmp_path, first)
+    second = _run("import", str(export), "--user", "u1", cwd=tmp_path, env=_environment(tmp_path))
+    assert second.returncode == 2
+    assert second.stderr.strip() == (
+        "soulprint-pipeline: An import of u1 is already running (another import command); "
+        "wait for it."
+    )
+    assert first.wait(timeout=300) == 0
+    assert _row(tmp_path)[0] == "complete"
+
+
+def test_an_import_killed_mid_run_is_failed_and_imported_again_by_the_next(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "export.json"
+    write_export(str(export), fmt="json", target_bytes=20 * 1024 * 1024, seed=6)
+    killed = _start_import(tmp_path, export)
+    _wait_until_running(tmp_path, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    [dead] = _runs(tmp_path, dg.DagsterRunStatus.STARTED)  # nothing else will ever end it
+    assert _row(tmp_path)[0] == "processing"
+
+    again = _run("import", str(export), "--user", "u1", cwd=tmp_path, env=_environment(tmp_path))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"run {dead.run_id} of u1 had died with its process: marked failed" in again.stdout
+    assert [run.run_id for run in _runs(tmp_path, dg.DagsterRunStatus.FAILURE)] == [dead.run_id]
+    assert _runs(tmp_path, dg.DagsterRunStatus.STARTED) == []
+    assert _row(tmp_path) == ("complete", "Complete")
