@@ -102,7 +102,7 @@ def measure_build(
     settings = MemorySettings(chunking=ChunkSettings(max_tokens=max_tokens))
     before_mb = _status_mb("VmRSS")
     # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak
-    from soulprint_pipeline.memory.lance import INDEX_MIN_ROWS
+    import soulprint_pipeline.memory.lance  # noqa: F401
 
     if backend == "bedrock":
         import soulprint_pipeline.memory.titan  # noqa: F401
@@ -121,7 +121,7 @@ def measure_build(
             publish = store.publish
 
             def publish_measured(user_id: str, build_key: str) -> int:
-                # publishing may train the vector index (INDEX_MIN_ROWS): its cost apart
+                # the peak of chunking and staging, apart from publishing's
                 first_stage["before_publish_hwm_mb"] = _status_mb("VmHWM")
                 return publish(user_id, build_key)
 
@@ -148,7 +148,6 @@ def measure_build(
         "opened_rss_mb": opened_mb,
         "first_stage_hwm_mb": first_stage.get("hwm_mb"),
         "before_publish_hwm_mb": first_stage.get("before_publish_hwm_mb"),
-        "index_trained": metadata["chunks"] >= INDEX_MIN_ROWS,
         "store_mb": sum(f.stat().st_size for f in Path(store_dir).rglob("*") if f.is_file()) / MiB,
     }
 
@@ -431,12 +430,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['before_publish_hwm_mb'] or 0:.0f} MB; LanceDB folder "
                 f"{row['store_mb']:.0f} MB)"
             )
-            if row["index_trained"]:
-                print(
-                    "  publishing trained the vector index (the table reached "
-                    f"{row['chunks']:,} rows): peak {row['peak_rss_mb']:.0f} MB against "
-                    f"{row['before_publish_hwm_mb'] or 0:.0f} MB before it"
-                )
     print(json.dumps({"results": results}))
 
 

@@ -118,7 +118,7 @@ class OfflineEmbedder(Embedder):
             digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
             number = int.from_bytes(digest, "little")
             cached = (number % self.dimension, 1.0 if number >> 63 else -1.0)
-            if len(self._slots) < 500_000:  # a bounded cache: vocabularies are Zipfian
+            if len(self._slots) < 50_000:  # a bounded cache: vocabularies are Zipfian
                 self._slots[feature] = cached
         return cached
 
