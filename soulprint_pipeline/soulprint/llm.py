@@ -20,10 +20,17 @@ if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model
     import anthropic
 
 from soulprint_pipeline.errors import UserSafeError
-from soulprint_pipeline.soulprint.sections import SoulprintValidationError, validate_sections
+from soulprint_pipeline.soulprint.sections import (
+    NOT_ENOUGH_DATA,
+    SECTION_NAMES,
+    SoulprintValidationError,
+    validate_sections,
+)
 
 #: USD per million tokens (Claude Haiku 4.5, on Bedrock and the direct API).
 PRICE_PER_MTOK = {"input": 1.00, "output": 5.00}
+#: Low: a profile should follow the evidence, the same for the same conversations.
+TEMPERATURE = 0.3
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
@@ -84,7 +91,15 @@ def parse_answer(text: str) -> dict[str, Any]:
         raise SoulprintValidationError(f"the answer is not valid JSON ({error.msg})") from None
     if not isinstance(raw, dict):
         raise SoulprintValidationError("the answer is not a JSON object")
-    return validate_sections(raw)
+    # the offline model may leave fields out; the model is asked for every section, and a
+    # partial answer (a cut-off reply) gets the repair call rather than "not enough data"
+    missing = [section for section in SECTION_NAMES if not isinstance(raw.get(section), dict)]
+    if missing:
+        raise SoulprintValidationError(f"the answer lacks the sections {', '.join(missing)}")
+    sections = validate_sections(raw)
+    if sections["identity"]["ai_name"] == NOT_ENOUGH_DATA:
+        raise SoulprintValidationError("identity.ai_name: expected a creative name")
+    return sections
 
 
 def _classify(error: anthropic.APIError) -> ModelError:
@@ -125,7 +140,14 @@ async def ask_for_soulprint(
     error: SoulprintValidationError | None = None
     for attempt in (1, 2):
         text = await _call(
-            client, answer, model=model, system=system, messages=messages, max_tokens=max_tokens
+            client,
+            answer,
+            model=model,
+            system=system,
+            messages=messages,
+            max_tokens=max_tokens,
+            # this SDK's create() has no temperature parameter; Haiku 4.5 takes it in the body
+            extra_body={"temperature": TEMPERATURE},
         )
         try:
             answer.sections = parse_answer(text)

@@ -12,6 +12,7 @@ bytes a token for English prose, and CJK characters, 3 bytes each, come out near
 from __future__ import annotations
 
 import heapq
+import html
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class SampledConversation:
     def render(self) -> str:
         """This conversation as it appears in the prompt."""
         lines = [f'<conversation title="{_attribute(self.title)}">']
-        lines += [f"[{role}] {text}" for role, text in self.messages]
+        lines += [f"[{role}] {escaped(text)}" for role, text in self.messages]
         lines.append("</conversation>")
         return "\n".join(lines)
 
@@ -228,11 +229,11 @@ def render_sample(sample: Sample) -> str:
     lines = []
     if sample.custom_instructions:
         lines.append("<custom_instructions>")
-        lines += sample.custom_instructions
+        lines += [escaped(text) for text in sample.custom_instructions]
         lines.append("</custom_instructions>")
     if sample.memories:
         lines.append("<saved_memories>")
-        lines += [f"- {memory}" for memory in sample.memories]
+        lines += [f"- {escaped(memory)}" for memory in sample.memories]
         lines.append("</saved_memories>")
     lines.append("<conversations>")
     lines += [conversation.render() for conversation in sample.conversations]
@@ -247,5 +248,11 @@ _FRAME = (
 )
 
 
+def escaped(text: str) -> str:
+    """A person's text inside the data block: ``&``, ``<`` and ``>`` as XML entities, so no
+    message can close the block (``</conversations>``) or open a tag of its own."""
+    return html.escape(text, quote=False)
+
+
 def _attribute(value: Any) -> str:
-    return str(value).replace('"', "'").replace("\n", " ")[:120]
+    return escaped(str(value).replace('"', "'").replace("\n", " ")[:120])
