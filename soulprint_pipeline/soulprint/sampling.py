@@ -16,6 +16,7 @@ import html
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -23,7 +24,15 @@ import pyarrow as pa
 from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
 
 BYTES_PER_TOKEN = 3.5
-COLUMNS = ["conversation_id", "conversation_title", "role", "content_type", "text", "created_at"]
+COLUMNS = [
+    "conversation_id",
+    "conversation_title",
+    "conversation_created_at",
+    "role",
+    "content_type",
+    "text",
+    "created_at",
+]
 
 
 def estimate_tokens(text: str) -> int:
@@ -90,8 +99,12 @@ class Sample:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
+#: A custom instruction or memory, by its text (whitespace folded), with the newest time seen.
+Signals = dict[str, dict[str, tuple[float, str]]]
+
+
 def _conversations(
-    batches: Iterable[pa.RecordBatch], limits: SampleLimits, signals: dict[str, list[str]]
+    batches: Iterable[pa.RecordBatch], limits: SampleLimits, signals: Signals
 ) -> Iterator[SampledConversation]:
     """Rows grouped back into conversations (a conversation's rows are contiguous)."""
     current: SampledConversation | None = None
@@ -99,9 +112,13 @@ def _conversations(
         for row in batch.select(COLUMNS).to_pylist():
             content_type, text = row["content_type"], row["text"]
             if content_type in (CUSTOM_INSTRUCTIONS, MEMORY):
-                bucket = signals[content_type]
-                if text not in bucket:
-                    bucket.append(text)
+                # a signal row has no time of its own: its conversation's says when it held
+                when = row["created_at"] or row["conversation_created_at"]
+                seconds = when.timestamp() if when is not None else float("-inf")
+                key = " ".join(text.split())
+                seen = signals[content_type].get(key)
+                if seen is None or seconds > seen[0]:
+                    signals[content_type][key] = (seconds, text)
                 continue
             conversation_id = row["conversation_id"] or ""
             if current is None or current.conversation_id != conversation_id:
@@ -136,7 +153,7 @@ def sample_conversations(
 ) -> Sample:
     """Pick the conversations the model sees; deterministic for the same rows."""
     limits = limits or SampleLimits()
-    signals: dict[str, list[str]] = {CUSTOM_INSTRUCTIONS: [], MEMORY: []}
+    signals: Signals = {CUSTOM_INSTRUCTIONS: {}, MEMORY: {}}
     keep = limits.max_conversations * 4
     best: list[tuple[float, str, SampledConversation]] = []  # a min-heap of the most substantial
     short: list[tuple[float, str, SampledConversation]] = []  # fallback when few are long enough
@@ -168,13 +185,13 @@ def sample_conversations(
         recency = ((conversation.created_at or oldest) - oldest) / span  # 0 oldest .. 1 newest
         return (_substance(conversation) + 1.5 * recency, conversation.conversation_id)
 
-    custom = signals[CUSTOM_INSTRUCTIONS][-3:]
-    memories = signals[MEMORY]
+    custom = _newest_first(signals[CUSTOM_INSTRUCTIONS])[:3]
+    memories = _newest_first(signals[MEMORY])
     signal_budget = int(limits.token_budget * limits.signal_token_share)
     kept_memories: list[str] = []
     # the request and the block's tags, then each custom instruction and memory line
     used = estimate_tokens(_FRAME) + sum(estimate_tokens(text) + 1 for text in custom)
-    for memory in reversed(memories):  # newest first
+    for memory in memories:
         cost = estimate_tokens(f"- {memory}") + 1
         if used + cost > signal_budget:
             break
@@ -197,11 +214,23 @@ def sample_conversations(
     return Sample(
         conversations=chosen,
         custom_instructions=custom,
-        memories=list(reversed(kept_memories)),
+        memories=kept_memories,
         total_conversations=total,
         eligible_conversations=eligible,
         estimated_tokens=used,
     )
+
+
+def _newest_first(found: dict[str, tuple[float, str]]) -> list[str]:
+    """The signals, newest first (ties by text, for a deterministic sample), each dated."""
+    ordered = sorted(found.values(), key=lambda entry: (-entry[0], entry[1]))
+    return [f"({_date(seconds)}) {text}" for seconds, text in ordered]
+
+
+def _date(seconds: float) -> str:
+    if seconds == float("-inf"):
+        return "undated"
+    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
 
 
 def _trimmed(conversation: SampledConversation, tokens: int) -> SampledConversation:

@@ -67,3 +67,42 @@ def test_cost_does_not_grow_with_the_export(tmp_path: Path) -> None:
     ]
     assert max(tokens) <= 50_000
     assert tokens[1] <= tokens[0] * 1.2  # 4x the export, about the same prompt
+
+
+def test_the_newest_custom_instructions_and_memories_come_first_dated() -> None:
+    from datetime import UTC, datetime
+
+    from soulprint_pipeline.export.rows import SCHEMA
+
+    def row(conversation: str, year: int, content_type: str, text: str, role: str = "user"):
+        return {
+            "conversation_id": conversation,
+            "conversation_title": conversation,
+            "conversation_created_at": datetime(year, 3, 1, tzinfo=UTC),
+            "message_id": f"{conversation}-{content_type}",
+            "position": 0,
+            "role": role,
+            "content_type": content_type,
+            "text": text,
+            "created_at": None,  # as the reader writes custom instructions
+            "model_slug": None,
+        }
+
+    rows = []
+    for year in (2026, 2025, 2024, 2023):  # an export lists the newest conversation first
+        rows.append(row(f"c{year}", year, CUSTOM_INSTRUCTIONS, f"I live in city-{year}."))
+        rows.append(row(f"c{year}", year, "text", "a question " * 20))
+    rows.append(row("c2024", 2024, MEMORY, "Has a cat named Miso.", "assistant"))
+    rows.append(row("c2026", 2026, MEMORY, "Has  a cat named Miso.", "assistant"))  # again
+    rows.append(row("c2025", 2025, MEMORY, "Runs on Sundays.", "assistant"))
+    sample = sample_conversations([pa.RecordBatch.from_pylist(rows, schema=SCHEMA)])
+    assert sample.custom_instructions == [
+        "(2026-03-01) I live in city-2026.",
+        "(2025-03-01) I live in city-2025.",
+        "(2024-03-01) I live in city-2024.",
+    ]
+    assert sample.memories == [  # one snapshot of a memory saved twice: its newest
+        "(2026-03-01) Has  a cat named Miso.",
+        "(2025-03-01) Runs on Sundays.",
+    ]
+    assert render_sample(sample).index("city-2026") < render_sample(sample).index("city-2025")
