@@ -2,17 +2,26 @@
 memory chunks."""
 
 import random
+from collections.abc import Iterator
 
 import dagster as dg
 
-from soulprint_pipeline.defs.io_manager import ExportCopy, SoulprintToSave
+from soulprint_pipeline.defs.checks import (
+    BATCHES_CHECKS,
+    SOULPRINT_CHECKS,
+    rows_checks,
+    soulprint_checks,
+)
+from soulprint_pipeline.defs.io_manager import ExportCopy, LakeIOManager, SoulprintToSave
 from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource, memory_code_version
+from soulprint_pipeline.defs.metadata import table_schema, without_credentials
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.errors import EmptyExportError
-from soulprint_pipeline.export.reader import ExportReader
-from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.export.reader import READER_VERSION, ExportReader
+from soulprint_pipeline.export.rows import SCHEMA
+from soulprint_pipeline.lake.store import Lake, StoredParts
 from soulprint_pipeline.memory.build import MemorySettings, build_memory
 from soulprint_pipeline.memory.embedders import PermanentEmbeddingError, TransientEmbeddingError
 from soulprint_pipeline.mirror.progress import (
@@ -24,12 +33,17 @@ from soulprint_pipeline.mirror.progress import (
     is_quiet,
     now,
 )
+from soulprint_pipeline.soulprint.activity import COLUMNS as ACTIVITY_COLUMNS
+from soulprint_pipeline.soulprint.activity import activity_of, render_png
 from soulprint_pipeline.soulprint.llm import TransientModelError
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
 from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
 from soulprint_pipeline.users import validate_user_id
 
 GROUP = "soulprint"
+#: Who answers for these assets in the UI (and, on Dagster+, who its alerts go to): the team
+#: that runs the import, not a person.
+OWNERS = ["team:data"]
 
 #: Re-run a user's soulprint or memory (only that asset) when its code version changes (the
 #: prompt's; the chunker's and embedder's); users never imported are left alone, and the
@@ -63,11 +77,19 @@ def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> P
     )
 
 
+def _lake(context: dg.AssetExecutionContext) -> Lake:
+    """The lake the step's IO manager writes to (the checks read back what it stored)."""
+    io_manager: LakeIOManager = context.resources.lake
+    return io_manager.lake()
+
+
 @dg.asset(
     partitions_def=users,
     group_name=GROUP,
     kinds={"file"},
     io_manager_key="lake",
+    owners=OWNERS,
+    code_version="copy-v1",
 )
 def raw_export(
     context: dg.AssetExecutionContext, uploads: UploadsResource, profiles: ProfilesResource
@@ -78,7 +100,8 @@ def raw_export(
     user_id = tracker.user_id
     tagged = context.run.tags.get(UPLOAD_TAG)
     upload = uploads.upload_at(tagged, user_id) if tagged else uploads.latest_upload(user_id)
-    context.log.info(f"importing {upload.url} ({upload.size:,} bytes)")
+    # the upload's URL holds the file name the person chose: the log gets its size only
+    context.log.info(f"importing an upload of {upload.size:,} bytes")
     return dg.Output(
         ExportCopy(
             upload,
@@ -94,16 +117,24 @@ def raw_export(
     group_name=GROUP,
     kinds={"parquet"},
     io_manager_key="lake",
+    owners=OWNERS,
+    code_version=f"reader-v{READER_VERSION}",
+    metadata={"dagster/column_schema": dg.MetadataValue.table_schema(table_schema(SCHEMA))},
+    check_specs=BATCHES_CHECKS,
 )
 def conversation_batches(
     context: dg.AssetExecutionContext, raw_export: ExportReader, profiles: ProfilesResource
-) -> dg.Output:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Parsed messages of one user's export, one row per visible message, in Parquet parts."""
     tracker = _tracker(context, profiles)
     tracker.start(PARSING)
     raw_export.on_progress = lambda done, total: tracker.advance(PARSING, done / max(total, 1))
-    # The reader is consumed by the IO manager, part by part, as it writes the Parquet parts.
-    return dg.Output(raw_export)
+    # The reader is consumed by the IO manager, part by part, as it writes the Parquet parts;
+    # the checks run once it has (Dagster stores each output as it is yielded).
+    yield dg.Output(raw_export)
+    lake = _lake(context)
+    stored = StoredParts(lake, lake.require("conversation_batches", tracker.user_id))
+    yield from rows_checks(stored, raw_export.stats)
 
 
 @dg.asset(
@@ -115,13 +146,15 @@ def conversation_batches(
     code_version=f"prompt-v{quick_pass_prompt().version}",
     pool="llm",
     automation_condition=REBUILD_ON_CODE_CHANGE,
+    owners=OWNERS,
+    check_specs=SOULPRINT_CHECKS,
 )
 def quick_pass_soulprint(
     context: dg.AssetExecutionContext,
     conversation_batches: StoredParts,
     profiles: ProfilesResource,
     llm: SoulprintModel,
-) -> dg.Output:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The person's quick-pass soulprint: five sections, also mirrored into user_profiles."""
     tracker = _tracker(context, profiles)
     manifest = conversation_batches.manifest
@@ -153,10 +186,19 @@ def quick_pass_soulprint(
         "ai_name": sections["identity"]["ai_name"],
         "archetype": sections["identity"]["archetype"],
     }
-    return dg.Output(
+    # counts of the person's messages by time only (three columns read, never the text)
+    activity = activity_of(conversation_batches.batches(columns=ACTIVITY_COLUMNS))
+    yield dg.Output(
         # saved: the app may start with the quick pass while the memory is built
-        SoulprintToSave(sections, on_saved=lambda: tracker.complete(columns, REMEMBERING)),
-        metadata=generated.metadata,
+        SoulprintToSave(
+            sections,
+            on_saved=lambda: tracker.complete(columns, REMEMBERING),
+            picture=render_png(activity),
+        ),
+        metadata={**generated.metadata, "activity_messages": activity.messages},
+    )
+    yield from soulprint_checks(
+        _lake(context), tracker.user_id, profiles.store, quiet=tracker.quiet
     )
 
 
@@ -169,6 +211,7 @@ def quick_pass_soulprint(
     pool="embeddings",
     automation_condition=REBUILD_ON_CODE_CHANGE,
     deps=[quick_pass_soulprint],
+    owners=OWNERS,
 )
 def memory_chunks(
     context: dg.AssetExecutionContext,
@@ -201,7 +244,12 @@ def memory_chunks(
     tracker.complete({})
     metadata = built.metadata()
     return dg.MaterializeResult(
-        metadata={**metadata, "dagster/row_count": built.chunks, "memory_url": memory.url}
+        metadata={
+            **metadata,
+            "dagster/row_count": built.chunks,
+            # a postgresql:// URL may carry a password
+            "memory_url": without_credentials(memory.url),
+        }
     )
 
 

@@ -10,7 +10,9 @@ raw_export             :class:`ExportCopy`: copied     an ``ExportReader`` on th
 conversation_batches   an iterable of record batches   :class:`~soulprint_pipeline.lake.store.
                        (the reader): Parquet parts,    StoredParts`, a lazy reader of parts
                        written as it is consumed
-quick_pass_soulprint   :class:`SoulprintToSave`        the sections (a small JSON file)
+quick_pass_soulprint   :class:`SoulprintToSave`:       the sections (a small JSON file)
+                       the sections, and the activity
+                       picture beside them
 =====================  ==============================  ====================================
 
 Every write goes to a fresh version folder and is switched in atomically (see lake.py).
@@ -23,12 +25,16 @@ from typing import Any
 
 import dagster as dg
 
+from soulprint_pipeline.defs.metadata import image_markdown, sized
 from soulprint_pipeline.defs.resources import S3Settings
 from soulprint_pipeline.export.containers import MiB, open_export
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.lake.store import Lake, StoredParts
 from soulprint_pipeline.uploads import Upload
+
+#: The activity picture's file name in the soulprint's version folder.
+ACTIVITY_PNG = "activity.png"
 
 #: Called with (bytes done, bytes in all).
 Progress = Callable[[int, int], None]
@@ -50,6 +56,8 @@ class SoulprintToSave:
 
     sections: dict[str, Any]
     on_saved: Callable[[], None] = field(default=lambda: None)
+    #: The person's activity as a PNG (counts only), kept beside the soulprint.
+    picture: bytes | None = None
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -72,16 +80,33 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, ExportCopy):
             metadata = self._copy_export(lake, version, obj)
         elif isinstance(obj, SoulprintToSave):
-            lake.write_json(version, "soulprint.json", obj.sections)
-            lake.commit(version, {"kind": "json", "file": f"{version.url}/soulprint.json"})
-            obj.on_saved()
-            context.add_output_metadata({"path": dg.MetadataValue.path(version.url)})
+            context.add_output_metadata(self._save_soulprint(lake, version, obj))
             return
         elif isinstance(obj, Iterable):
             metadata = self._write_parts(lake, version, obj)
         else:
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
         context.add_output_metadata(metadata)
+
+    def _save_soulprint(
+        self, lake: Lake, version: Any, soulprint: SoulprintToSave
+    ) -> dict[str, Any]:
+        manifest: dict[str, Any] = {
+            "kind": "json",
+            "file": lake.write_json(version, "soulprint.json", soulprint.sections),
+        }
+        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(version.url)}
+        if soulprint.picture is not None:
+            picture = lake.write_bytes(version, ACTIVITY_PNG, soulprint.picture)
+            manifest["picture"] = picture
+            metadata.update(
+                activity=dg.MetadataValue.md(image_markdown(soulprint.picture, picture)),
+                activity_path=dg.MetadataValue.path(picture),
+                **sized("activity_png_bytes", len(soulprint.picture)),
+            )
+        lake.commit(version, manifest)
+        soulprint.on_saved()
+        return metadata
 
     def _copy_export(self, lake: Lake, version: Any, copy: ExportCopy) -> dict[str, Any]:
         started = time.perf_counter()
@@ -99,13 +124,14 @@ class LakeIOManager(dg.ConfigurableIOManager):
             version,
             {"kind": "export", **copied, "container": container, "source": copy.upload.url},
         )
+        # counts, sizes, hashes and formats only: the upload's URL and the names inside a ZIP
+        # are the person's (a file or folder name they chose), and the version folder is ours
         return {
-            "source": copy.upload.url,
-            "path": dg.MetadataValue.path(copied["url"]),
-            "bytes": copied["bytes"],
+            "path": dg.MetadataValue.path(version.url),
+            **sized("bytes", copied["bytes"]),
             "sha256": copied["sha256"],
             "container": container,
-            "documents": ", ".join(documents),
+            "documents": len(documents),
             "copy_mb_per_s": round(copied["bytes"] / MiB / seconds, 1) if seconds else 0.0,
         }
 
@@ -122,7 +148,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         metadata: dict[str, Any] = {
             "path": dg.MetadataValue.path(version.url),
             "parts": len(parts.paths),
-            "parquet_bytes": parts.bytes_written,
+            **sized("parquet_bytes", parts.bytes_written),
             "seconds": round(seconds, 2),
         }
         if stats is not None:
@@ -152,6 +178,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         return lake.read_json(manifest["file"])
 
 
+def _per_second(count: int, seconds: float) -> float:
+    return round(count / MiB / seconds, 1) if seconds else 0.0
+
+
 def _stats_metadata(stats: Any, seconds: float) -> dict[str, Any]:
     """What a data engineer reads about a parse: counts and speeds, never the person's text."""
     skipped = dict(sorted(stats.skipped.items()))
@@ -166,11 +196,15 @@ def _stats_metadata(stats: Any, seconds: float) -> dict[str, Any]:
         "conversations_with_messages": stats.conversations_with_messages,
         "messages": stats.messages,
         "rows": stats.rows,
+        "dagster/row_count": stats.rows,
         "custom_instructions": stats.custom_instructions,
         "memories": stats.memories,
         "rows_by_role": dg.MetadataValue.json(dict(stats.roles)),
-        "export_bytes": stats.total_bytes,
-        "mb_per_s": round(stats.total_bytes / MiB / seconds, 1) if seconds else 0.0,
+        **sized("export_bytes", stats.total_bytes),  # as stored: compressed in a ZIP or gzip
+        **sized("json_bytes", stats.json_bytes),  # what the parser read, decompressed
+        # both speeds: a ZIP's stored bytes are a fifth to a tenth of the JSON parsed
+        "stored_mb_per_s": _per_second(stats.total_bytes, seconds),
+        "json_mb_per_s": _per_second(stats.json_bytes, seconds),
         "skipped": dg.MetadataValue.md(table if skipped else "nothing skipped"),
     }
     if stats.first_message_at is not None:

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import BinaryIO
 
@@ -192,6 +192,7 @@ class OpenedExport:
     limits: ReadLimits
     _zip: zipfile.ZipFile | None = None
     _progress: int = 0
+    _json_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def bytes_read(self) -> int:
@@ -201,6 +202,14 @@ class OpenedExport:
         """
         self._progress = max(self._progress, min(self.raw.bytes_read, self.total_bytes))
         return self._progress
+
+    @property
+    def json_bytes(self) -> int:
+        """JSON bytes streamed out of the documents so far (decompressed for a ZIP or gzip).
+
+        A document read a second time (the lean re-read) counts once.
+        """
+        return sum(self._json_bytes.values())
 
     def documents(self) -> Iterator[tuple[str, Callable[[], AbstractContextManager[BinaryIO]]]]:
         """Each JSON document's name and an opener that streams it from its start."""
@@ -212,16 +221,30 @@ class OpenedExport:
         if self.container == "json":
             self.raw.seek(0)
             self.raw.bytes_read = 0
-            yield self.raw  # type: ignore[misc]
+            try:
+                yield self.raw  # type: ignore[misc]
+            finally:
+                self._count_json(name, self.raw.bytes_read)
         elif self.container == "gzip":
             self.raw.seek(0)
             self.raw.bytes_read = 0
             with gzip.GzipFile(fileobj=self.raw, mode="rb") as stream:  # type: ignore[arg-type]
-                yield _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
+                bounded = _BoundedDecompressedStream(stream, self.raw, self.limits)
+                try:
+                    yield bounded  # type: ignore[misc]
+                finally:
+                    self._count_json(name, bounded.bytes_out)
         else:
             assert self._zip is not None
             with self._zip.open(name) as stream:
-                yield _BoundedDecompressedStream(stream, self.raw, self.limits)  # type: ignore[misc]
+                bounded = _BoundedDecompressedStream(stream, self.raw, self.limits)
+                try:
+                    yield bounded  # type: ignore[misc]
+                finally:
+                    self._count_json(name, bounded.bytes_out)
+
+    def _count_json(self, name: str, streamed: int) -> None:
+        self._json_bytes[name] = max(self._json_bytes.get(name, 0), streamed)
 
 
 def _check_zip_budget(archive: zipfile.ZipFile, members: list[str], limits: ReadLimits) -> None:

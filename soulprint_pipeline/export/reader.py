@@ -39,6 +39,10 @@ from soulprint_pipeline.export.rows import (
 )
 from soulprint_pipeline.export.spill import TextSpill
 
+#: The rows' version: bump it by hand when the same export would give different rows (a new
+#: rule for which messages are visible, a new column). It is conversation_batches' code version.
+READER_VERSION = 1
+
 #: Called with (stored bytes consumed, stored bytes in all) as the parse advances.
 ProgressCallback = Callable[[int, int], None]
 
@@ -61,6 +65,7 @@ class ReadStats:
     batches: int = 0
     bytes_read: int = 0  # stored bytes consumed (compressed, for a ZIP or gzip)
     total_bytes: int = 0
+    json_bytes: int = 0  # JSON bytes parsed (decompressed), each document counted once
     first_message_at: float | None = None
     last_message_at: float | None = None
     roles: Counter[str] = field(default_factory=Counter)  # rows by role
@@ -77,6 +82,7 @@ class ReadStats:
             "memories",
             "rows",
             "batches",
+            "json_bytes",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.format = self.format or other.format
@@ -219,6 +225,7 @@ class ExportReader:
                     item.clear()
                     if conversation is not None:
                         yield conversation
+            stats.json_bytes = export.json_bytes
             # all of it, unless this reads one document of several (a worker's share)
             stats.bytes_read = (
                 export.total_bytes if self._only_document is None else export.bytes_read

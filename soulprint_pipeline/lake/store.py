@@ -139,6 +139,18 @@ class Lake:
             json.dump(payload, handle, indent=2, sort_keys=True, ensure_ascii=False)
         return target
 
+    def write_bytes(self, version: Version, name: str, payload: bytes) -> str:
+        """Write one small file (a picture) into ``version``; returns its URL."""
+        target = posixpath.join(version.url, name)
+        with self.fs.open(target, "wb") as handle:
+            handle.write(payload)
+        return target
+
+    def read_bytes(self, url: str) -> bytes:
+        """Read back a small file this lake wrote."""
+        with self.fs.open(url, "rb") as handle:
+            return handle.read()
+
     def read_json(self, url: str) -> Any:
         """Read back a JSON document this lake wrote."""
         with self.fs.open(url, "r") as handle:

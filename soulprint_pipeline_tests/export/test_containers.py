@@ -149,3 +149,36 @@ def test_where_batches_are_cut_never_changes_the_rows(tmp_path: Path) -> None:
     for row in whole.select(["conversation_id", "position"]).to_pylist():
         positions.setdefault(row["conversation_id"], []).append(row["position"])
     assert all(p == list(range(len(p))) for p in positions.values())
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("bare.json", lambda: EXPORT),
+        ("gzipped.gz", lambda: gzip.compress(EXPORT)),
+        ("zipped.zip", lambda: zip_bytes({"a/conversations.json": EXPORT})),
+    ],
+)
+def test_json_bytes_are_the_decompressed_json(tmp_path: Path, name: str, data: Any) -> None:
+    path = tmp_path / name
+    path.write_bytes(data())
+    reader = ExportReader(str(path))
+    for _ in reader.batches():
+        pass
+    # the parser's input whatever the container; stored bytes are the file's size
+    assert reader.stats.json_bytes == len(EXPORT)
+    assert reader.stats.total_bytes == path.stat().st_size
+
+
+def test_json_bytes_count_every_shard_once_in_workers(tmp_path: Path) -> None:
+    conversations = json.loads(EXPORT)
+    shards = {
+        f"conversations-{i:03d}.json": json.dumps(conversations[i::2]).encode() for i in range(2)
+    }
+    path = tmp_path / "sharded.zip"
+    path.write_bytes(zip_bytes(shards))
+    for workers in (1, 2):
+        reader = ExportReader(str(path), workers=workers)
+        for _ in reader.batches():
+            pass
+        assert reader.stats.json_bytes == sum(map(len, shards.values())), workers
