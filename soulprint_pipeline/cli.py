@@ -128,6 +128,9 @@ def import_command(args: argparse.Namespace) -> int:
     print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
     if markdown:
         print("\n" + markdown)
+    for materialization in result.asset_materializations_for_node("quick_pass_soulprint"):
+        if "activity_path" in materialization.metadata:
+            print(f"activity picture: {materialization.metadata['activity_path'].value}")
     if not result.success:
         print(
             f"soulprint-pipeline: {row.get('import_error') or 'the import failed'}", file=sys.stderr

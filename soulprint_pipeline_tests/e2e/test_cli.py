@@ -122,6 +122,8 @@ def _assert_imported(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     assert "u1: 100%  Complete" in result.stdout
     assert '"import_status": "complete"' in result.stdout
+    [picture] = [line for line in result.stdout.splitlines() if line.startswith("activity pic")]
+    assert Path(picture.split(": ", 1)[1]).read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("form", ["unset", "sqlite relative", "sqlite absolute"])
