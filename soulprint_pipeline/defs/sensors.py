@@ -345,6 +345,10 @@ def upload_sensor(
     monitored_jobs=[import_user],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
+    description=(
+        "When an import_user run started by an upload is queued, sets the person's "
+        "user_profiles row to processing, stage Queued, 0 %."
+    ),
 )
 def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesResource) -> None:
     """Once an upload's run is really queued (Dagster drops requests whose run key it has
@@ -362,6 +366,11 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
     default_status=dg.DefaultSensorStatus.RUNNING,
     monitor_all_code_locations=True,
     minimum_interval_seconds=15,
+    description=(
+        "When a run of a user's partition fails and the row still says processing (its worker "
+        "died, or it ran without the job's hook), ends the row failed with a message fit for "
+        "the person."
+    ),
 )
 def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: ProfilesResource) -> None:
     """A failed run whose steps could not say why (its worker died, it was launched from the UI

@@ -417,3 +417,17 @@ def test_without_a_set_cap_the_run_queue_sizes_the_drain(tmp_path: Path) -> None
             instance.report_run_canceled(record.dagster_run)  # the queue moved on
         rest = _tick(env, full.cursor, submit=True)
         assert [r.partition_key for r in rest.run_requests] == ["user-3", "user-4"]
+
+
+def test_every_sensor_says_what_it_does() -> None:
+    from soulprint_pipeline.definitions import defs
+
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {
+        "upload_sensor",
+        "import_queued_sensor",
+        "import_failure_sensor",
+        "soulprint_automation",
+    }
+    for name, sensor in sensors.items():
+        assert sensor.description and len(sensor.description) > 40, name
