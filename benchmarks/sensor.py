@@ -5,7 +5,8 @@
 * **Local tick**: ``--local`` small files under a temporary uploads folder (users of 5 files
   each: 3 export names, a ``.DS_Store`` and a ``notes.txt``; one user in 20 has an invalid id),
   then one ``upload_sensor`` tick over it, called as the tests call it (``build_sensor_context``
-  with the resources; at most ``SOULPRINT_SENSOR_MAX_RUNS_PER_TICK``, default 50, runs a tick),
+  with the resources; at most ``SOULPRINT_SENSOR_MAX_RUNS_PER_TICK`` runs a tick, by default
+  the test instance's run queue limit, 10),
   then a second tick from the first one's cursor, and the bare listing on its own.
 * **S3 tick**: the same over ``--s3`` objects put into a bucket on a local S3 server (moto's
   ``ThreadedMotoServer``, as the tests' ``s3_server``).

@@ -92,6 +92,11 @@ soulprint_automation = dg.AutomationConditionSensorDefinition(
     "soulprint_automation",
     target=dg.AssetSelection.assets(quick_pass_soulprint, memory_chunks),
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Re-runs a user's quick_pass_soulprint when the prompt's version changes, and their "
+        "memory_chunks when the chunker or embedder changes; users never imported are left "
+        "alone, and the llm and embeddings pools throttle the re-runs."
+    ),
 )
 
 defs = dg.Definitions(

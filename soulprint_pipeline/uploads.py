@@ -8,6 +8,7 @@ built on it.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Upload:
     size: int
     modified: float  # seconds since the epoch
     identity: str  # ETag or size+mtime: changes when the object is replaced
+    #: A link (in a local folder) whose target is outside the uploads folder: never read.
+    escapes_root: bool = False
 
 
 #: What an export's file name ends with (a bucket also holds .DS_Store, notes, partial files).
@@ -41,7 +44,7 @@ def is_export_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(EXPORT_SUFFIXES)
 
 
-def _upload(url: str, user_id: str, info: dict[str, Any]) -> Upload:
+def _upload(url: str, user_id: str, info: dict[str, Any], escapes_root: bool = False) -> Upload:
     modified = _modified(info)
     size = int(info.get("size") or 0)
     etag = str(info.get("ETag") or "").strip('"')
@@ -54,6 +57,37 @@ def _upload(url: str, user_id: str, info: dict[str, Any]) -> Upload:
         size=size,
         modified=modified,
         identity=f"{etag or size}-{modified:.6f}",
+        escapes_root=escapes_root,
+    )
+
+
+def _is_local(fs: Any) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def escapes_folder(path: str, real_folder: str) -> bool:
+    """Whether local ``path``, links resolved, lies outside ``real_folder`` (itself resolved).
+
+    A link inside the uploads folder to a file elsewhere (``/etc/passwd``, another person's
+    folder outside the bucket) must never be read as someone's export.
+    """
+    return not _within(os.path.realpath(path), real_folder)
+
+
+class OutsideUploadsError(StorageError):
+    """A local upload is a link to a file outside the uploads folder."""
+
+    reason = "outside_uploads"
+
+
+def outside_error(name: str) -> OutsideUploadsError:
+    """The user-safe error for an upload that links outside the folder (its name only)."""
+    return OutsideUploadsError(
+        f"The upload {name} is a link to a file outside the uploads folder; it was not read."
     )
 
 
@@ -80,10 +114,14 @@ class Bucket:
             found = fs.find(root, detail=True)
         except FileNotFoundError:
             return
+        # fsspec's find does not descend into linked folders, so only a linked file can point
+        # out of the folder: resolving those alone keeps a 100,000-file tick cheap
+        real_root = os.path.realpath(root) if _is_local(fs) else ""
         for path, info in found.items():
             relative = path[len(root) :].lstrip("/")
             user_id = relative.split("/", 1)[0] if "/" in relative else ""
-            yield relative, _upload(_as_url(self.url, path), user_id, info)
+            escapes = bool(real_root and info.get("islink") and escapes_folder(path, real_root))
+            yield relative, _upload(_as_url(self.url, path), user_id, info, escapes)
 
     def uploads_of(self, user_id: str) -> list[Upload]:
         """Every upload under ``{uploads}/{user_id}/``, oldest first."""
@@ -93,12 +131,22 @@ class Bucket:
             entries = fs.ls(folder, detail=True)
         except FileNotFoundError:
             return []
+        real_root = os.path.realpath(root) if _is_local(fs) else ""
         uploads = [
             _upload(_as_url(self.url, entry["name"]), user_id, entry)
             for entry in entries
-            if entry.get("type") == "file"
-            and is_export_name(posixpath.basename(entry["name"]))
+            if is_export_name(posixpath.basename(entry["name"]))
             and entry.get("size")
+            and (
+                entry.get("type") == "file"
+                # a link is an upload only when it names a file inside the folder
+                or (
+                    real_root
+                    and entry.get("islink")
+                    and not escapes_folder(entry["name"], real_root)
+                    and os.path.isfile(entry["name"])
+                )
+            )
         ]
         return sorted(uploads, key=lambda upload: (upload.modified, upload.name))
 
@@ -110,9 +158,25 @@ class Bucket:
         return uploads[-1]
 
 
-def upload_at(url: str, user_id: str, storage_options: dict[str, Any] | None = None) -> Upload:
-    """The upload at ``url`` (any fsspec URL, e.g. from a run tag)."""
+def upload_at(
+    url: str,
+    user_id: str,
+    storage_options: dict[str, Any] | None = None,
+    root: str | None = None,
+) -> Upload:
+    """The upload at ``url`` (any fsspec URL, e.g. from a run tag).
+
+    When ``url`` is a local path inside the uploads folder ``root``, it must still be inside
+    once links are resolved: :class:`OutsideUploadsError` otherwise. A path outside ``root``
+    is a file an operator named (``soulprint-pipeline import FILE``) and is read where it is.
+    """
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if root is not None and _is_local(fs):
+        folder = os.path.abspath(fsspec.core.url_to_fs(root)[1])
+        if _within(os.path.abspath(path), folder) and escapes_folder(
+            path, os.path.realpath(folder)
+        ):
+            raise outside_error(posixpath.basename(path))
     try:
         info = fs.info(path)
     except Exception as error:  # botocore's errors are not OSErrors

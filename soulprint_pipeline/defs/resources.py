@@ -108,8 +108,9 @@ class UploadsResource(dg.ConfigurableResource):
         return Bucket(self.url, self.storage_options())
 
     def upload_at(self, url: str, user_id: str) -> Upload:
-        """The upload at ``url`` (any fsspec URL, e.g. from a run tag)."""
-        return upload_at(url, user_id, self.s3.storage_options(url))
+        """The upload at ``url`` (any fsspec URL, e.g. from a run tag); a local path inside the
+        uploads folder must not be a link to a file outside it (see uploads.upload_at)."""
+        return upload_at(url, user_id, self.s3.storage_options(url), root=self.url)
 
     def list_uploads(self) -> Iterator[tuple[str, Upload]]:
         """Every object in the bucket, as (path relative to the bucket URL, upload)."""

@@ -1,8 +1,13 @@
 """Sensors: a new upload starts that user's import; the app hears when it is queued or failed."""
 
+import base64
+import hashlib
 import json
+import os
 import time
+import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
@@ -15,42 +20,99 @@ from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, record_f
 from soulprint_pipeline.uploads import Upload, is_export_name
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
+#: Users are spread over this many buckets; the cursor keeps one digest per bucket.
+BUCKETS = 64
+_MASK = (1 << 64) - 1
+
+
+def _hash_key(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def _key_hash(upload: Upload) -> int:
+    """A stable 64-bit hash of an upload's place and identity (the cursor never holds names)."""
+    return _hash_key(f"{upload.user_id}/{upload.name}@{upload.identity}")
+
+
+def _bucket(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % BUCKETS
+
+
+def digests_of(uploads: Iterable[Upload]) -> tuple[int, ...]:
+    """Per bucket, the sum of the uploads' hashes: equal sums, same uploads (in practice)."""
+    sums = [0] * BUCKETS
+    for upload in uploads:
+        bucket = _bucket(upload.user_id)
+        sums[bucket] = (sums[bucket] + _key_hash(upload)) & _MASK
+    return tuple(sums)
+
 
 @dataclass(frozen=True)
 class Cursor:
-    """How far the sensor has looked: the newest upload time taken, and the uploads taken at
-    exactly that time (several can share a timestamp; those not yet taken are still new)."""
+    """How far the sensor has looked, in a constant size whatever the bucket holds.
+
+    ``watermark`` is the newest upload time passed, ``at_watermark`` the hashes of the uploads
+    passed at exactly that time (several can share a timestamp; those not yet passed are still
+    new). An upload at or before the watermark can still be new: moved into place with its old
+    mtime, or an S3 multipart upload, whose ``LastModified`` is when it started. So ``behind``
+    holds, per bucket of users, a digest of the exports behind the watermark that are handled
+    (requested, or seen to be imported already): a bucket whose digest no longer matches the
+    listing has an upload the sensor has not handled, and only that bucket is checked against
+    the run history. ``None`` (a cursor written before digests existed): every bucket once.
+    """
 
     watermark: float = 0.0
-    at_watermark: frozenset[str] = frozenset()
+    at_watermark: frozenset[int] = frozenset()
+    behind: tuple[int, ...] | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
+        """The cursor of a tick (an empty one when there is none)."""
         if not text:
-            return cls()
+            return cls(behind=digests_of(()))
         data = json.loads(text)
-        return cls(float(data["watermark"]), frozenset(data["at_watermark"]))
+        at = frozenset(
+            # earlier cursors kept the keys themselves ("user/name@identity")
+            _hash_key(item) if "/" in item else int(item, 16)
+            for item in data.get("at_watermark", [])
+        )
+        behind = None
+        if "behind" in data:
+            raw = base64.b64decode(data["behind"])
+            behind = tuple(int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8))
+            if len(behind) != BUCKETS:
+                behind = None
+        return cls(float(data["watermark"]), at, behind)
 
     def dump(self) -> str:
-        return json.dumps({"watermark": self.watermark, "at_watermark": sorted(self.at_watermark)})
-
-    def is_new(self, upload: Upload) -> bool:
-        return upload.modified > self.watermark or (
-            upload.modified == self.watermark and _key(upload) not in self.at_watermark
+        """The cursor as stored by Dagster (about 800 characters)."""
+        behind = b"".join(d.to_bytes(8, "big") for d in self.behind or digests_of(()))
+        return json.dumps(
+            {
+                "watermark": self.watermark,
+                "at_watermark": sorted(f"{h:016x}" for h in self.at_watermark),
+                "behind": base64.b64encode(behind).decode(),
+            }
         )
 
-    def advanced(self, taken: list[Upload]) -> "Cursor":
-        if not taken:
-            return self
-        watermark = max(self.watermark, taken[-1].modified)
-        same = {_key(u) for u in taken if u.modified == watermark}
+    def is_new(self, upload: Upload) -> bool:
+        """Whether ``upload`` is after the watermark (to be taken in time order)."""
+        return upload.modified > self.watermark or (
+            upload.modified == self.watermark and _key_hash(upload) not in self.at_watermark
+        )
+
+    def advanced(self, passed: list[Upload], behind: tuple[int, ...]) -> "Cursor":
+        """The cursor past the uploads ``passed`` (in time order), with new digests."""
+        if not passed:
+            return Cursor(self.watermark, self.at_watermark, behind)
+        watermark = max(self.watermark, passed[-1].modified)
+        same = {_key_hash(u) for u in passed if u.modified == watermark}
         if watermark == self.watermark:
             same |= self.at_watermark
-        return Cursor(watermark, frozenset(same))
+        return Cursor(watermark, frozenset(same), behind)
 
 
-def _key(upload: Upload) -> str:
-    return f"{upload.user_id}/{upload.name}@{upload.identity}"
+STILL_BEING_WRITTEN = "still being written"
 
 
 def _skip_reason(relative: str, upload: Upload, now: float, settle_seconds: float) -> str | None:
@@ -60,10 +122,12 @@ def _skip_reason(relative: str, upload: Upload, now: float, settle_seconds: floa
         return "not at {uploads}/{user_id}/{file}"
     if not is_export_name(upload.name):
         return "not an export file name"
+    if upload.escapes_root:
+        return "a link to a file outside the uploads folder"
     if upload.size == 0:
         return "empty object"
     if now - upload.modified < settle_seconds:
-        return "still being written"
+        return STILL_BEING_WRITTEN
     return None
 
 
@@ -110,49 +174,147 @@ def already_imported(
     )
 
 
+#: Runs requested a tick when neither SOULPRINT_SENSOR_MAX_RUNS_PER_TICK nor a run queue
+#: limit says otherwise.
+DEFAULT_MAX_RUNS_PER_TICK = 50
+
+#: Identities looked up in the run history per query (well under SQLite's variable limit).
+_LOOKUP_CHUNK = 500
+
+
+def runs_per_tick(instance: dg.DagsterInstance) -> tuple[int, str]:
+    """How many runs this tick may request, and why (a line for the tick's log).
+
+    ``SOULPRINT_SENSOR_MAX_RUNS_PER_TICK`` when set. Otherwise the instance's run queue sets
+    it: enough import runs to keep ``max_concurrent_runs`` of them waiting, so the backlog
+    drains exactly as fast as the queue starts runs, and the queue never holds more than one
+    round of waiting runs (a launch-day backlog stays in the bucket, not in the run table).
+    """
+    if os.getenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "").strip():
+        cap = int_setting("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", DEFAULT_MAX_RUNS_PER_TICK)
+        return cap, f"SOULPRINT_SENSOR_MAX_RUNS_PER_TICK={cap}"
+    queue = instance.get_concurrency_config().run_queue_config
+    if queue is None or queue.max_concurrent_runs < 1:
+        return DEFAULT_MAX_RUNS_PER_TICK, "no run queue limit: the default"
+    waiting = instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=import_user.name,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    cap = max(0, queue.max_concurrent_runs - waiting)
+    return cap, f"run queue: max_concurrent_runs={queue.max_concurrent_runs}, {waiting} waiting"
+
+
+def requested_before(instance: dg.DagsterInstance, uploads: list[Upload]) -> set[tuple[str, str]]:
+    """The (user id, identity) pairs among ``uploads`` that an import run was requested for.
+
+    The run history is the durable record (each run carries its upload's identity tag), so
+    the cursor need not remember every object; asked only for the buckets that changed.
+    """
+    found: set[tuple[str, str]] = set()
+    identities = sorted({upload.identity for upload in uploads})
+    for start in range(0, len(identities), _LOOKUP_CHUNK):
+        records = instance.get_run_records(
+            dg.RunsFilter(
+                job_name=import_user.name,
+                tags={IDENTITY_TAG: identities[start : start + _LOOKUP_CHUNK]},
+            )
+        )
+        for record in records:
+            tags = record.dagster_run.tags
+            found.add((tags.get(PARTITION_TAG, ""), tags.get(IDENTITY_TAG, "")))
+    return found
+
+
+def _skip_message(skipped: Counter[str], listed: int) -> str:
+    if not skipped:
+        return f"No new upload among {listed:,} objects."
+    counts = ", ".join(f"{count:,} {reason}" for reason, count in sorted(skipped.items()))
+    return f"No run requested ({listed:,} objects): {counts}."
+
+
 @dg.sensor(
     name="upload_sensor",
     target=import_user,
     minimum_interval_seconds=int_setting("SOULPRINT_SENSOR_INTERVAL_SECONDS", 30),
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Lists the uploads bucket ({uploads}/{user_id}/{file}) and starts the import_user run "
+        "of each export it has not imported yet (by ETag, or size and mtime), whatever its "
+        "mtime; adds the user's partition. Skips what is not an export, still being written, "
+        "imported already or a link out of the uploads folder, with a count per reason."
+    ),
 )
 def upload_sensor(
     context: dg.SensorEvaluationContext, uploads: UploadsResource, profiles: ProfilesResource
-) -> dg.SensorResult | dg.SkipReason:
+) -> dg.SensorResult:
     """Each new or replaced export under ``{uploads}/{user_id}/`` starts that user's import."""
     cursor = Cursor.parse(context.cursor)
-    max_runs = int_setting("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", 50)
     settle = int_setting("SOULPRINT_SENSOR_SETTLE_SECONDS", 10, minimum=0)
     now = time.time()
+    valid_users: dict[str, bool] = {}
     fresh: list[tuple[Upload, str | None]] = []
+    behind: list[Upload] = []
+    listed = 0
     for relative, upload in uploads.list_uploads():
-        if cursor.is_new(upload):
-            reason = _skip_reason(relative, upload, now, settle)
-            if reason is None and not _valid_user_id(upload.user_id):
+        listed += 1
+        reason = _skip_reason(relative, upload, now, settle)
+        if reason is None:
+            valid = valid_users.get(upload.user_id)
+            if valid is None:
+                valid = valid_users[upload.user_id] = _valid_user_id(upload.user_id)
+            if not valid:
                 reason = "invalid user id"
+        if cursor.is_new(upload):
             fresh.append((upload, reason))
+        elif reason is None:
+            behind.append(upload)
     fresh.sort(key=lambda item: (item[0].modified, item[0].user_id, item[0].name))
-    # In time order: exports are taken (up to the cap), what is not an export is passed over
-    # for good, and an upload still being written stops the tick there, so the cursor never
-    # moves past it and nothing is dropped.
-    taken: list[Upload] = []
+
+    # Behind the watermark, only a bucket whose digest changed can hold an upload not handled:
+    # those uploads are looked up in the run history; the rest of the bucket costs nothing.
+    digests = digests_of(behind)
+    changed = {b for b in range(BUCKETS) if cursor.behind is None or cursor.behind[b] != digests[b]}
+    late: list[Upload] = []
+    if changed:
+        suspects = [u for u in behind if _bucket(u.user_id) in changed]
+        done = requested_before(context.instance, suspects)
+        late = [u for u in suspects if (u.user_id, u.identity) not in done]
+        late.sort(key=lambda u: (u.modified, u.user_id, u.name))
+        if late:
+            context.log.info(f"{len(late)} upload(s) arrived behind the watermark")
+
+    max_runs, why = runs_per_tick(context.instance)
+    # Late uploads first (they are the oldest), then in time order: exports are taken (up to
+    # the cap), what is not an export is passed over for good, and an upload still being
+    # written stops the tick there, so the cursor never moves past it and nothing is dropped.
+    taken = late[:max_runs]
+    deferred = {_key_hash(u) for u in late[max_runs:]}
     passed: list[Upload] = []
     skipped: Counter[str] = Counter()
     for upload, reason in fresh:
-        if reason == "still being written" or (reason is None and len(taken) == max_runs):
+        if reason == STILL_BEING_WRITTEN or (reason is None and len(taken) >= max_runs):
             break
         passed.append(upload)
         if reason is None:
             taken.append(upload)
         else:
             skipped[reason] += 1
+    left = [reason for _, reason in fresh[len(passed) :]]
+    if writing := left.count(STILL_BEING_WRITTEN):
+        skipped[STILL_BEING_WRITTEN] += writing
+    if waiting := left.count(None) + len(deferred):
+        skipped[f"waiting for the next tick ({why})"] += waiting
     for reason, count in sorted(skipped.items()):
         context.log.info(f"skipped {count} object(s): {reason}")
+
     requests = []
     new_users = []
     for upload in taken:
         if already_imported(context.instance, profiles, upload):
-            context.log.info(f"skipping {upload.user_id}/{upload.name}: imported already")
+            context.log.info(f"skipping an upload of {upload.user_id}: imported already")
+            skipped["imported already"] += 1
             continue
         if not context.instance.has_dynamic_partition(users.name, upload.user_id):
             new_users.append(upload.user_id)
@@ -163,12 +325,17 @@ def upload_sensor(
                 tags={UPLOAD_TAG: upload.url, IDENTITY_TAG: upload.identity},
             )
         )
+    # handled behind the new watermark: what was behind (less the late uploads left for the
+    # next tick) and the exports passed now
+    handled = [u for u in behind if not deferred or _key_hash(u) not in deferred]
+    handled += [u for u, reason in fresh[: len(passed)] if reason is None]
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[users.build_add_request(sorted(set(new_users)))]
         if new_users
         else [],
-        cursor=cursor.advanced(passed).dump(),
+        cursor=cursor.advanced(passed, digests_of(handled)).dump(),
+        skip_reason=None if requests else dg.SkipReason(_skip_message(skipped, listed)),
     )
 
 
@@ -178,6 +345,10 @@ def upload_sensor(
     monitored_jobs=[import_user],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
+    description=(
+        "When an import_user run started by an upload is queued, sets the person's "
+        "user_profiles row to processing, stage Queued, 0 %."
+    ),
 )
 def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesResource) -> None:
     """Once an upload's run is really queued (Dagster drops requests whose run key it has
@@ -195,6 +366,11 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
     default_status=dg.DefaultSensorStatus.RUNNING,
     monitor_all_code_locations=True,
     minimum_interval_seconds=15,
+    description=(
+        "When a run of a user's partition fails and the row still says processing (its worker "
+        "died, or it ran without the job's hook), ends the row failed with a message fit for "
+        "the person."
+    ),
 )
 def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: ProfilesResource) -> None:
     """A failed run whose steps could not say why (its worker died, it was launched from the UI

@@ -9,10 +9,11 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from soulprint_pipeline.defs.assets import ASSETS
 from soulprint_pipeline.defs.jobs import import_user
-from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+from soulprint_pipeline.defs.partitions import PARTITION_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import S3Settings, UploadsResource
 from soulprint_pipeline.defs.sensors import Cursor, upload_sensor
 from soulprint_pipeline_tests.support.env import Env
@@ -37,7 +38,9 @@ def _put(env: Env, relative: str, data: bytes, modified: float = OLD) -> Path:
     return path
 
 
-def _tick(env: Env, cursor: str | None = None) -> dg.SensorResult:
+def _tick(env: Env, cursor: str | None = None, submit: bool = False) -> dg.SensorResult:
+    """One tick of the sensor on ``env``'s instance; with ``submit``, its requests become
+    queued runs, as the daemon makes them (the run history the sensor reads back)."""
     defs = dg.Definitions(
         assets=ASSETS,
         jobs=[import_user],
@@ -50,6 +53,19 @@ def _tick(env: Env, cursor: str | None = None) -> dg.SensorResult:
         result = upload_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         env.instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    if submit:
+        for request in result.run_requests:
+            create_run_for_test(
+                env.instance,
+                job_name=import_user.name,
+                status=dg.DagsterRunStatus.NOT_STARTED,  # waiting, as a queued run
+                tags={
+                    **request.tags,
+                    PARTITION_TAG: request.partition_key,
+                    "dagster/run_key": request.run_key,
+                    "dagster/sensor_name": upload_sensor.name,
+                },
+            )
     return result
 
 
@@ -180,3 +196,238 @@ def test_s3_uploads_are_found_and_imported(
         )
         assert run.success
         assert env.row("user-s3")["total_messages"] == 8
+
+
+# --- fault injection (issue 10): late uploads, duplicates, the cursor's size, links out ---
+
+
+def _keys(result: dg.SensorResult) -> list[str]:
+    return [r.run_key for r in result.run_requests]
+
+
+@pytest.mark.chaos
+def test_an_upload_moved_in_with_an_old_mtime_is_requested_next_tick(env: Env) -> None:
+    _put(env, "user-a/export.zip", b"first", OLD + 100)
+    first = _tick(env, submit=True)
+    assert [r.partition_key for r in first.run_requests] == ["user-a"]
+    # `mv` keeps the file's mtime: both are older than the watermark the first tick set
+    _put(env, "user-b/export.zip", b"moved in late", OLD)
+    _put(env, "user-a/older-export.json", b"also late", OLD + 50)
+    second = _tick(env, first.cursor, submit=True)
+    assert sorted(r.partition_key for r in second.run_requests) == ["user-a", "user-b"]
+    assert Cursor.parse(second.cursor).watermark == Cursor.parse(first.cursor).watermark
+    third = _tick(env, second.cursor, submit=True)
+    assert third.run_requests == [] and third.cursor == second.cursor
+
+
+@pytest.mark.chaos
+def test_fifteen_late_uploads_over_many_ticks_none_lost_none_duplicated(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's scenario (15 of 15 lost): late uploads among on-time ones, a cap of 3, a
+    deletion and a replacement on the way; every identity requested exactly once."""
+    monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "3")
+    requested: list[str] = []
+    cursor = None
+    for i in range(10):
+        _put(env, f"user-{i}/export.zip", f"on time {i}".encode(), OLD + 1000 + i)
+    for round_ in range(15):
+        # one late upload per round, older than everything taken so far
+        _put(env, f"late-{round_}/export.json", f"late {round_}".encode(), OLD + round_)
+        if round_ == 5:
+            (env.uploads / "user-0" / "export.zip").unlink()  # the app cleans up
+        if round_ == 7:
+            _put(env, "user-1/export.zip", b"replaced", OLD + 2000)
+        result = _tick(env, cursor, submit=True)
+        requested += _keys(result)
+        cursor = result.cursor
+    for _ in range(10):  # drain
+        result = _tick(env, cursor, submit=True)
+        requested += _keys(result)
+        cursor = result.cursor
+    assert len(requested) == len(set(requested)), "a duplicate run request"
+    users_requested = {key.split(":")[0] for key in requested}
+    assert {f"late-{i}" for i in range(15)} <= users_requested  # 0 of 15 lost
+    assert len(requested) == 15 + 10 + 1  # late ones, on-time ones, the replacement
+    assert _tick(env, cursor, submit=True).run_requests == []
+
+
+@pytest.mark.chaos
+def test_the_cursor_stays_the_same_size_as_the_bucket_grows(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "500")
+    sizes, requested, cursor = [], 0, None
+    for batch in range(4):  # 2,000 uploads over 10 users, 500 at a time
+        for i in range(500):
+            n = batch * 500 + i
+            _put(env, f"user-{n % 10}/export-{n:04d}.json", b"[]", OLD + n)
+        result = _tick(env, cursor, submit=True)
+        requested += len(result.run_requests)
+        cursor = result.cursor
+        sizes.append(len(cursor))
+    assert requested == 2_000
+    assert max(sizes) < 1_000 and max(sizes) - min(sizes) <= 40  # constant, not per object
+    assert "user-" not in cursor and "export" not in cursor  # no names in the cursor
+
+
+@pytest.mark.chaos
+def test_s3_a_multipart_upload_finished_after_the_watermark_passed_its_start(
+    tmp_path: Path, s3: Any, s3_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 dates a multipart upload by when it started: a slow upload completes with a
+    LastModified older than uploads taken meanwhile."""
+    import boto3
+    import moto.s3.models
+
+    client_kwargs = s3_server["client_kwargs"]
+    client = boto3.client(
+        "s3",
+        aws_access_key_id=s3_server["key"],
+        aws_secret_access_key=s3_server["secret"],
+        **client_kwargs,
+    )
+    started = moto.s3.models.utcnow()
+    part = client.create_multipart_upload(Bucket=S3_BUCKET, Key="user-slow/export.json")
+    etag = client.upload_part(
+        Bucket=S3_BUCKET,
+        Key="user-slow/export.json",
+        UploadId=part["UploadId"],
+        PartNumber=1,
+        Body=chatgpt_export_bytes(2),
+    )["ETag"]
+    time.sleep(1.1)  # S3 times are whole seconds
+    client.put_object(Bucket=S3_BUCKET, Key="user-fast/export.json", Body=b"[]")
+    monkeypatch.setenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "0")
+    with dg.instance_for_test() as instance:
+        env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+        env.resources["uploads"] = UploadsResource(
+            url=f"s3://{S3_BUCKET}",
+            s3=S3Settings(
+                endpoint_url=client_kwargs["endpoint_url"],
+                access_key_id=s3_server["key"],
+                secret_access_key=s3_server["secret"],
+                region=client_kwargs["region_name"],
+            ),
+        )
+        first = _tick(env, submit=True)
+        assert [r.partition_key for r in first.run_requests] == ["user-fast"]
+        # completed now, dated when it started (as S3 does; moto would date it now)
+        monkeypatch.setattr(moto.s3.models, "utcnow", lambda: started)
+        client.complete_multipart_upload(
+            Bucket=S3_BUCKET,
+            Key="user-slow/export.json",
+            UploadId=part["UploadId"],
+            MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+        )
+        monkeypatch.undo()
+        monkeypatch.setenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "0")
+        modified = client.head_object(Bucket=S3_BUCKET, Key="user-slow/export.json")
+        assert modified["LastModified"].timestamp() < Cursor.parse(first.cursor).watermark
+        second = _tick(env, first.cursor, submit=True)
+        assert [r.partition_key for r in second.run_requests] == ["user-slow"]
+        assert _tick(env, second.cursor, submit=True).run_requests == []
+
+
+def _link(env: Env, relative: str, target: Path) -> Path:
+    path = env.uploads / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    os.utime(path, (OLD, OLD), follow_symlinks=False)
+    return path
+
+
+@pytest.mark.chaos
+def test_a_link_out_of_the_uploads_folder_is_skipped_and_one_inside_is_taken(
+    env: Env, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere" / "private.json"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(chatgpt_export_bytes(2))
+    os.utime(elsewhere, (OLD, OLD))
+    _link(env, "user-out/export.json", elsewhere)
+    inside = _put(env, "user-in/.staging/real.json", chatgpt_export_bytes(2))
+    _link(env, "user-in/export.json", inside)
+    result = _tick(env)
+    assert [r.partition_key for r in result.run_requests] == ["user-in"]
+    logged = "a link to a file outside the uploads folder"
+    assert _tick(env, result.cursor).run_requests == []
+    # the latest upload of a re-run from the UI never picks the link out either
+    uploads = env.resources["uploads"]
+    assert uploads.uploads_of("user-out") == []
+    assert [u.name for u in uploads.uploads_of("user-in")] == ["export.json"]
+    only_out = _link(env, "user-other/export.json", elsewhere)
+    skipped = _tick(env, result.cursor)
+    assert skipped.run_requests == []
+    assert logged in skipped.skip_reason.skip_message
+    assert only_out.exists()
+
+
+@pytest.mark.chaos
+def test_an_import_of_a_link_out_of_the_uploads_folder_fails_without_reading_it(
+    env: Env, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere" / "private.json"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(chatgpt_export_bytes(2).replace(b"Hello", b"CANARY-outside"))
+    link = _link(env, "u1/export.json", elsewhere)
+    result = env.run_import("u1", link)
+    assert not result.success
+    row = env.row("u1")
+    assert row["import_status"] == "failed"
+    message = row["import_error"]
+    assert "export.json" in message and "outside the uploads folder" in message
+    assert "elsewhere" not in message and "private" not in message and "CANARY" not in message
+    assert not (env.lake / "raw_export").exists() or not any(
+        (env.lake / "raw_export").rglob("*.json")
+    )
+
+
+def test_a_tick_that_requests_nothing_says_why_in_counts(env: Env) -> None:
+    _put(env, "user-a/.DS_Store", b"junk")
+    _put(env, "user-a/notes.txt", b"text")
+    _put(env, "bad.user/export.zip", b"zip")
+    _put(env, "user-b/export.zip", b"partial", time.time())
+    result = _tick(env)
+    assert result.run_requests == []
+    message = result.skip_reason.skip_message
+    assert "2 not an export file name" in message
+    assert "1 invalid user id" in message and "1 still being written" in message
+    assert "user-a" not in message and "notes" not in message and "bad.user" not in message
+    quiet = _tick(env, result.cursor)
+    assert "No new upload" in quiet.skip_reason.skip_message or "still being written" in (
+        quiet.skip_reason.skip_message
+    )
+
+
+@pytest.mark.chaos
+def test_without_a_set_cap_the_run_queue_sizes_the_drain(tmp_path: Path) -> None:
+    overrides = {"concurrency": {"runs": {"max_concurrent_runs": 3}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
+        for i in range(5):
+            _put(env, f"user-{i}/export.zip", b"zip", OLD + i)
+        first = _tick(env, submit=True)
+        assert len(first.run_requests) == 3  # the queue's max_concurrent_runs
+        full = _tick(env, first.cursor, submit=True)
+        assert full.run_requests == []
+        assert "2 waiting for the next tick" in full.skip_reason.skip_message
+        assert "max_concurrent_runs=3, 3 waiting" in full.skip_reason.skip_message
+        for record in instance.get_run_records():
+            instance.report_run_canceled(record.dagster_run)  # the queue moved on
+        rest = _tick(env, full.cursor, submit=True)
+        assert [r.partition_key for r in rest.run_requests] == ["user-3", "user-4"]
+
+
+def test_every_sensor_says_what_it_does() -> None:
+    from soulprint_pipeline.definitions import defs
+
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {
+        "upload_sensor",
+        "import_queued_sensor",
+        "import_failure_sensor",
+        "soulprint_automation",
+    }
+    for name, sensor in sensors.items():
+        assert sensor.description and len(sensor.description) > 40, name

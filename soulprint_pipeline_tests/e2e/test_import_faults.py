@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.e2e.test_cli import DOCUMENTED, _run
 from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+
+pytestmark = pytest.mark.chaos
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from soulprint_pipeline.memory.lance import LanceMemoryStore
 from soulprint_pipeline.memory.store import TABLE
@@ -48,6 +49,7 @@ def _last_memory_metadata(home: Path) -> dict:
         del os.environ["DAGSTER_HOME"]
 
 
+@pytest.mark.chaos
 def test_an_import_killed_while_embedding_resumes_and_recall_finds(tmp_path: Path) -> None:
     export = tmp_path / "export.json"
     write_export(str(export), fmt="json", target_bytes=12 * 1024 * 1024, seed=11)
