@@ -367,9 +367,10 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
     monitor_all_code_locations=True,
     minimum_interval_seconds=15,
     description=(
-        "When a run of a user's partition fails and the row still says processing (its worker "
-        "died, or it ran without the job's hook), ends the row failed with a message fit for "
-        "the person."
+        "When a run of a user's partition fails and the row still says processing or "
+        "quick_ready, or was never written (its worker died, it ran without the job's hook, the "
+        "mirror was down), ends the row failed with a message fit for the person. A tick that "
+        "cannot reach the mirror fails and is tried again."
     ),
 )
 def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: ProfilesResource) -> None:
@@ -379,9 +380,11 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
     if not user_id:
         return
     store = profiles.store
-    row = store.get(user_id) or {}
-    if row.get("import_status") != "processing":
-        return  # already told (by the hook), or a quiet re-run of a complete user
+    row = store.get(user_id)
+    # a row still working (or never written: the mirror was down all along) is told; one that
+    # is failed was told by the hook, one that is complete keeps its soulprint
+    if row is not None and row.get("import_status") not in ("processing", "quick_ready"):
+        return
     errors = [
         event.step_failure_data.error
         for event in context.get_step_failure_events()

@@ -178,3 +178,29 @@ def test_a_run_without_a_partition_is_ignored(env: Env) -> None:
     run = env.instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
     env.instance.report_run_failed(run)
     _run_sensor(env, run.run_id)  # nothing to do, and no error
+
+
+@pytest.mark.parametrize("state", ["quick_ready", "no row"])
+def test_a_run_that_died_after_the_soulprint_or_unmirrored_ends_failed(
+    env: Env, state: str
+) -> None:
+    env.instance.add_dynamic_partitions(users.name, ["yan"])
+    job = env.defs.resolve_job_def("import_user")
+    run = env.instance.create_run_for_job(
+        job, status=dg.DagsterRunStatus.STARTED, tags={PARTITION_TAG: "yan"}
+    )
+    with open_profile_store(env.profiles_url) as store:
+        store.ensure_schema()
+        if state == "quick_ready":  # the memory step was embedding when the worker died
+            store.upsert(
+                "yan",
+                {
+                    "import_status": "quick_ready",
+                    "import_stage": "Creating memory chunks",
+                    "progress_percent": 91,
+                },
+            )
+    env.instance.report_run_failed(run)
+    _run_sensor(env, run.run_id)
+    row = env.row("yan")
+    assert row["import_status"] == "failed" and row["import_error"] == STOPPED
