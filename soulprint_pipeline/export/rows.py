@@ -36,6 +36,17 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+#: What readers of a person's conversations need of each row (the soulprint's sample, the
+#: memory's chunks): whose conversation, what it says, who said it, when.
+CONVERSATION_COLUMNS = [
+    "conversation_id",
+    "conversation_title",
+    "conversation_created_at",
+    "role",
+    "content_type",
+    "text",
+    "created_at",
+]
 #: Columns with few distinct values per part, worth dictionary-encoding in Parquet.
 DICTIONARY_COLUMNS = ["conversation_id", "conversation_title", "role", "content_type", "model_slug"]
 

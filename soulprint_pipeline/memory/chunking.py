@@ -28,19 +28,11 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.export.rows import CONVERSATION_COLUMNS, CUSTOM_INSTRUCTIONS, MEMORY
 from soulprint_pipeline.soulprint.sampling import estimate_tokens
 
 #: The row columns the chunker reads.
-COLUMNS = [
-    "conversation_id",
-    "conversation_title",
-    "conversation_created_at",
-    "role",
-    "content_type",
-    "text",
-    "created_at",
-]
+COLUMNS = CONVERSATION_COLUMNS
 #: Bumped by hand when chunks come out differently: part of the memory's code version.
 CHUNKER_VERSION = 1
 

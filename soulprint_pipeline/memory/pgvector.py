@@ -39,7 +39,7 @@ from soulprint_pipeline.memory.store import (
     Recalled,
     chunk_schema,
 )
-from soulprint_pipeline.mirror.store import redact
+from soulprint_pipeline.mirror.store import postgres_error_text
 
 _T = TypeVar("_T")
 
@@ -168,17 +168,12 @@ class PgvectorStore(MemoryStore):
             self._conn = None
 
     def _error(self, operation: str, error: psycopg.Error) -> MemoryStoreError:
-        # Only the primary message: a server error's DETAIL line can quote the failing row.
-        lines = str(error).strip().splitlines()
-        message = error.diag.message_primary or (lines[0] if lines else "") or "no message"
-        state = f" [{error.sqlstate}]" if error.sqlstate else ""
-        message = redact(message, (self._password,))
         hint = ""
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             hint = " (run deploy/memory_chunks.sql as an owner first)"
         return MemoryStoreError(
             f"PostgreSQL {operation} of {TABLE} failed: "
-            f"{type(error).__name__}{state}: {message}{hint}"
+            f"{postgres_error_text(error, (self._password,))}{hint}"
         )
 
     def _run(

@@ -23,7 +23,7 @@ from soulprint_pipeline.mirror.columns import (
     normalize_user_id,
     row_from_mapping,
 )
-from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError, redact
+from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError, postgres_error_text
 
 _T = TypeVar("_T")
 
@@ -70,13 +70,9 @@ class PostgresProfileStore(ProfileStore):
             self._conn = None
 
     def _error(self, operation: str, error: psycopg.Error) -> ProfileStoreError:
-        # Only the primary message: a server error's DETAIL line can quote the failing row.
-        lines = str(error).strip().splitlines()
-        message = error.diag.message_primary or (lines[0] if lines else "") or "no message"
-        state = f" [{error.sqlstate}]" if error.sqlstate else ""
-        message = redact(message, (self._password,))
         return ProfileStoreError(
-            f"PostgreSQL {operation} of {TABLE} failed: {type(error).__name__}{state}: {message}"
+            f"PostgreSQL {operation} of {TABLE} failed: "
+            + postgres_error_text(error, (self._password,))
         )
 
     def _run(self, operation: str, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:

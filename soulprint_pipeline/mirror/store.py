@@ -83,3 +83,12 @@ def redact(message: str, secrets: tuple[str | None, ...]) -> str:
         if secret:
             message = message.replace(secret, "***")
     return message
+
+
+def postgres_error_text(error: Any, secrets: tuple[str | None, ...]) -> str:
+    """A psycopg error in one line fit for logs: its type, SQLSTATE and primary message only
+    (a server error's DETAIL line can quote the failing row), with ``secrets`` redacted."""
+    lines = str(error).strip().splitlines()
+    message = error.diag.message_primary or (lines[0] if lines else "") or "no message"
+    state = f" [{error.sqlstate}]" if error.sqlstate else ""
+    return f"{type(error).__name__}{state}: {redact(message, secrets)}"

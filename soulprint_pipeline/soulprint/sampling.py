@@ -21,18 +21,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.export.rows import CONVERSATION_COLUMNS, CUSTOM_INSTRUCTIONS, MEMORY
 
 BYTES_PER_TOKEN = 3.5
-COLUMNS = [
-    "conversation_id",
-    "conversation_title",
-    "conversation_created_at",
-    "role",
-    "content_type",
-    "text",
-    "created_at",
-]
+COLUMNS = CONVERSATION_COLUMNS
 
 
 def estimate_tokens(text: str) -> int:

@@ -13,42 +13,8 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT, environment, run_cli
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes, zip_bytes
-
-#: Every variable the README documents: a test sets what it needs on a clean slate.
-DOCUMENTED = [
-    "SOULPRINT_DATA_DIR",
-    "SOULPRINT_UPLOADS_URL",
-    "SOULPRINT_LAKE_URL",
-    "SOULPRINT_PROFILES_URL",
-    "SOULPRINT_MODEL",
-    "SOULPRINT_MODEL_ID",
-    "SOULPRINT_TOKEN_BUDGET",
-    "SOULPRINT_PARSE_WORKERS",
-    "SOULPRINT_MEMORY_URL",
-    "SOULPRINT_MEMORY_MAX_TOKENS",
-    "SOULPRINT_EMBEDDER",
-    "SOULPRINT_EMBEDDING_DIMENSION",
-    "SOULPRINT_EMBEDDING_MODEL_ID",
-    "SOULPRINT_EMBEDDING_CONCURRENCY",
-    "DAGSTER_HOME",
-]
-
-
-def _run(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
-    environment.update(env or {})
-    return subprocess.run(
-        [str(CONSOLE_SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=environment,
-    )
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -62,7 +28,7 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str
 
 def test_parse_writes_parts_and_prints_one_summary_line(tmp_path: Path) -> None:
     (export := tmp_path / "conversations.json").write_bytes(chatgpt_export_bytes(40))
-    result = _run("parse", str(export), "--out", str(tmp_path / "parts"))
+    result = run_cli("parse", str(export), "--out", str(tmp_path / "parts"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -90,7 +56,7 @@ def test_parse_writes_parts_and_prints_one_summary_line(tmp_path: Path) -> None:
 
 def test_bad_export_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     (export := tmp_path / "export.json").write_bytes(chatgpt_export_bytes(40)[:-100])
-    result = _run("parse", str(export), "--out", str(tmp_path / "parts"))
+    result = run_cli("parse", str(export), "--out", str(tmp_path / "parts"))
     _assert_one_line_error(result, "cut short")
     assert result.stdout == ""
 
@@ -101,7 +67,7 @@ def test_parse_with_workers_reads_a_sharded_export_as_one_process_does(tmp_path:
     summaries = []
     for workers in ("1", "2"):
         out = tmp_path / f"parts-{workers}"
-        result = _run("parse", str(export), "--out", str(out), "--workers", workers)
+        result = run_cli("parse", str(export), "--out", str(out), "--workers", workers)
         assert result.returncode == 0, result.stderr
         summaries.append(json.loads(result.stdout))
         assert pq.read_table(out).num_rows == 2 * (10 + 11 + 12)
@@ -114,7 +80,7 @@ def _import(tmp_path: Path, env: dict[str, str], user: str = "u1") -> subprocess
     (export := tmp_path / "export.zip").write_bytes(
         zip_bytes({"conversations.json": chatgpt_export_bytes(12)})
     )
-    return _run("import", str(export), "--user", user, cwd=tmp_path, env=env)
+    return run_cli("import", str(export), "--user", user, cwd=tmp_path, env=env)
 
 
 def _assert_imported(result: subprocess.CompletedProcess[str]) -> None:
@@ -197,14 +163,15 @@ def test_bad_configuration_exits_2_with_one_line(
 
 def test_import_of_a_bad_export_prints_its_reason_and_no_traceback(tmp_path: Path) -> None:
     (export := tmp_path / "notes.json").write_text('{"notes": "not an export"}')
-    result = _run("import", str(export), "--user", "u1", cwd=tmp_path)
+    result = run_cli("import", str(export), "--user", "u1", cwd=tmp_path)
     _assert_one_line_error(result, "not a ChatGPT or Claude export")
     assert '"import_status": "failed"' in result.stdout
 
 
 def test_an_invalid_user_id_exits_2(tmp_path: Path) -> None:
     (export := tmp_path / "export.json").write_bytes(chatgpt_export_bytes(2))
-    _assert_one_line_error(_run("import", str(export), "--user", "../etc", cwd=tmp_path), "user id")
+    result = run_cli("import", str(export), "--user", "../etc", cwd=tmp_path)
+    _assert_one_line_error(result, "user id")
 
 
 def test_parse_shows_a_progress_bar_on_a_terminal_and_only_the_summary_on_stdout(
@@ -218,13 +185,12 @@ def test_parse_shows_a_progress_bar_on_a_terminal_and_only_the_summary_on_stdout
     (export := tmp_path / "conversations.json").write_bytes(chatgpt_export_bytes(400))
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
     result = subprocess.run(
         [str(CONSOLE_SCRIPT), "parse", str(export), "--out", str(tmp_path / "parts")],
         stdout=subprocess.PIPE,
         stderr=terminal,
         timeout=120,
-        env=environment,
+        env=environment(),
     )
     os.close(terminal)
     shown = b""

@@ -4,7 +4,6 @@ it and imports the user again."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -15,20 +14,14 @@ import dagster as dg
 import pytest
 
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.e2e.test_cli import DOCUMENTED, _run
-from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
+from soulprint_pipeline_tests.support.cli import (
+    CONSOLE_SCRIPT,
+    defaults_under,
+    environment,
+    run_cli,
+)
 
 pytestmark = pytest.mark.chaos
-
-
-def _environment(tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
-    environment.update(
-        SOULPRINT_DATA_DIR=str(tmp_path / "data"),
-        SOULPRINT_EMBEDDING_DIMENSION="256",
-        DAGSTER_HOME=str(tmp_path / "home"),
-    )
-    return environment
 
 
 def _start_import(tmp_path: Path, export: Path) -> subprocess.Popen:
@@ -36,7 +29,7 @@ def _start_import(tmp_path: Path, export: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command,
         cwd=tmp_path,
-        env=_environment(tmp_path),
+        env=environment(**defaults_under(tmp_path)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,7 +69,8 @@ def test_a_second_import_of_the_same_user_is_refused_while_the_first_runs(
     write_export(str(export), fmt="json", target_bytes=20 * 1024 * 1024, seed=5)
     first = _start_import(tmp_path, export)
     _wait_until_running(tmp_path, first)
-    second = _run("import", str(export), "--user", "u1", cwd=tmp_path, env=_environment(tmp_path))
+    settings = defaults_under(tmp_path)
+    second = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
     assert second.returncode == 2
     assert second.stderr.strip() == (
         "soulprint-pipeline: An import of u1 is already running (another import command); "
@@ -98,7 +92,8 @@ def test_an_import_killed_mid_run_is_failed_and_imported_again_by_the_next(
     [dead] = _runs(tmp_path, dg.DagsterRunStatus.STARTED)  # nothing else will ever end it
     assert _row(tmp_path)[0] == "processing"
 
-    again = _run("import", str(export), "--user", "u1", cwd=tmp_path, env=_environment(tmp_path))
+    settings = defaults_under(tmp_path)
+    again = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"run {dead.run_id} of u1 had died with its process: marked failed" in again.stdout
     assert [run.run_id for run in _runs(tmp_path, dg.DagsterRunStatus.FAILURE)] == [dead.run_id]

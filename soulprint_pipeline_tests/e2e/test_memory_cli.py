@@ -3,7 +3,6 @@ again, and ``soulprint-pipeline recall`` prints the chunks a query finds."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -15,18 +14,12 @@ import pytest
 from soulprint_pipeline.memory.lance import LanceMemoryStore
 from soulprint_pipeline.memory.store import TABLE
 from soulprint_pipeline.testing.synthetic import write_export
-from soulprint_pipeline_tests.e2e.test_cli import DOCUMENTED, _run
-from soulprint_pipeline_tests.support.cli import CONSOLE_SCRIPT
-
-
-def _environment(tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if k not in DOCUMENTED}
-    environment.update(
-        SOULPRINT_DATA_DIR=str(tmp_path / "data"),
-        SOULPRINT_EMBEDDING_DIMENSION="256",
-        DAGSTER_HOME=str(tmp_path / "home"),
-    )
-    return environment
+from soulprint_pipeline_tests.support.cli import (
+    CONSOLE_SCRIPT,
+    defaults_under,
+    environment,
+    run_cli,
+)
 
 
 def _staged_rows(memory: Path) -> int:
@@ -39,25 +32,25 @@ def _staged_rows(memory: Path) -> int:
 
 
 def _last_memory_metadata(home: Path) -> dict:
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            event = instance.get_latest_materialization_event(dg.AssetKey("memory_chunks"))
-            metadata = event.asset_materialization.metadata
-            return {key: value.value for key, value in metadata.items()}
-    finally:
-        del os.environ["DAGSTER_HOME"]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("memory_chunks"))
+        metadata = event.asset_materialization.metadata
+        return {key: value.value for key, value in metadata.items()}
 
 
 @pytest.mark.chaos
 def test_an_import_killed_while_embedding_resumes_and_recall_finds(tmp_path: Path) -> None:
     export = tmp_path / "export.json"
     write_export(str(export), fmt="json", target_bytes=12 * 1024 * 1024, seed=11)
-    environment = _environment(tmp_path)
+    settings = defaults_under(tmp_path)
     memory = tmp_path / "data" / "memory"
     command = [str(CONSOLE_SCRIPT), "import", str(export), "--user", "u1"]
     process = subprocess.Popen(
-        command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        cwd=tmp_path,
+        env=environment(**settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     # kill -9 once some chunks are staged, long before all of them are
     deadline = time.monotonic() + 300
@@ -69,7 +62,7 @@ def test_an_import_killed_while_embedding_resumes_and_recall_finds(tmp_path: Pat
     staged = _staged_rows(memory)
     assert staged >= 1024
 
-    again = _run("import", str(export), "--user", "u1", cwd=tmp_path, env=environment)
+    again = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
     assert again.returncode == 0, again.stderr[-2000:]
     assert '"import_status": "complete"' in again.stdout
     metadata = _last_memory_metadata(tmp_path / "home")
@@ -77,14 +70,14 @@ def test_an_import_killed_while_embedding_resumes_and_recall_finds(tmp_path: Pat
     assert metadata["chunks_resumed"] >= staged
     assert metadata["chunks_embedded"] + metadata["chunks_resumed"] == metadata["chunks"]
 
-    found = _run(
+    found = run_cli(
         "recall", "--user", "u1", "-k", "2", "my dog barking at the mail carrier",
-        cwd=tmp_path, env=environment,
+        cwd=tmp_path, env=settings,
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith("1. ") and "2. " in found.stdout
     assert "Biscuit" in found.stdout  # the generator's dog, in the person's own words
 
-    unknown = _run("recall", "--user", "nobody", "anything", cwd=tmp_path, env=environment)
+    unknown = run_cli("recall", "--user", "nobody", "anything", cwd=tmp_path, env=settings)
     assert unknown.returncode == 2 and "no memory is stored for nobody" in unknown.stderr
     assert "Traceback" not in unknown.stderr
