@@ -28,6 +28,7 @@ from soulprint_pipeline.defs.resources import (
     secret,
 )
 from soulprint_pipeline.defs.sensors import (
+    dead_run_sensor,
     import_failure_sensor,
     import_queued_sensor,
     upload_sensor,
@@ -103,6 +104,12 @@ defs = dg.Definitions(
     assets=ASSETS,
     jobs=[import_user, memory_maintenance],
     schedules=[memory_maintenance_schedule],
-    sensors=[upload_sensor, import_queued_sensor, import_failure_sensor, soulprint_automation],
+    sensors=[
+        upload_sensor,
+        import_queued_sensor,
+        import_failure_sensor,
+        dead_run_sensor,
+        soulprint_automation,
+    ],
     resources=default_resources(),
 )

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import dagster as dg
 
 from soulprint_pipeline.defs.jobs import import_user
-from soulprint_pipeline.defs.partitions import IDENTITY_TAG, PARTITION_TAG, UPLOAD_TAG, users
+from soulprint_pipeline.defs.partitions import (
+    IDENTITY_TAG,
+    IMPORT_COMMAND,
+    PARTITION_TAG,
+    RUNNER_TAG,
+    UPLOAD_TAG,
+    users,
+)
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource, int_setting
 from soulprint_pipeline.errors import message_for_person
 from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, record_failure
@@ -396,3 +403,63 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
         else "The import stopped unexpectedly (its worker ended); please upload again."
     )
     record_failure(store, user_id, message)
+
+
+#: The message Dagster's own run worker logs when it starts, with its pid in the metadata.
+_WORKER_STARTED = "Started process for run"
+
+
+@dg.sensor(
+    name="dead_run_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Fails an import run whose worker process is gone (killed, out of memory) within a "
+        "tick, so import_failure_sensor tells the app, instead of the run saying STARTED until "
+        "run monitoring's max runtime. For the default run launcher, whose workers run on this "
+        "machine; other launchers check their own workers through run monitoring."
+    ),
+)
+def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Fail STARTED import runs whose worker process no longer exists."""
+    instance = context.instance
+    if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
+        return dg.SkipReason("this instance's run launcher reports its own workers' health")
+    started = instance.get_runs(
+        dg.RunsFilter(job_name=import_user.name, statuses=[dg.DagsterRunStatus.STARTED])
+    )
+    failed = 0
+    for run in started:
+        if run.tags.get(RUNNER_TAG) == IMPORT_COMMAND:
+            continue  # runs in the import command's own process: its next import fails them
+        pid = _worker_pid(instance, run.run_id)
+        if pid is None or _is_running(pid):
+            continue
+        instance.report_run_failed(run, f"its worker process (pid {pid}) is gone")
+        context.log.info(f"run {run.run_id}: worker {pid} is gone, run marked failed")
+        failed += 1
+    return dg.SkipReason(f"{len(started)} import runs started, {failed} with a dead worker failed")
+
+
+def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        if (record.dagster_event.message or "").startswith(_WORKER_STARTED):
+            pid = record.dagster_event.engine_event_data.metadata.get("pid")
+            return int(pid.value) if pid is not None else None
+    return None
+
+
+def _is_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed worker its parent, the code
+    server, has not reaped yet still answers a signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (not Linux): the signal's answer is all there is
+        return True
