@@ -9,6 +9,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -368,6 +369,10 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
         ProgressTracker(user_id, profiles.store).start(QUEUED)
 
 
+#: What the person is told when their run's worker ended with no error of its own.
+WORKER_ENDED = "The import stopped unexpectedly (its worker ended); please upload again."
+
+
 @dg.run_failure_sensor(
     name="import_failure_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -397,11 +402,7 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
         for event in context.get_step_failure_events()
         if event.step_failure_data and event.step_failure_data.error
     ]
-    message = (
-        message_for_person(errors[0])
-        if errors
-        else "The import stopped unexpectedly (its worker ended); please upload again."
-    )
+    message = message_for_person(errors[0]) if errors else WORKER_ENDED
     record_failure(store, user_id, message)
 
 
@@ -420,11 +421,18 @@ _WORKER_STARTED = "Started process for run"
         "machine; other launchers check their own workers through run monitoring."
     ),
 )
-def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    """Fail STARTED import runs whose worker process no longer exists."""
+def dead_run_sensor(
+    context: dg.SensorEvaluationContext, profiles: ProfilesResource
+) -> dg.SkipReason:
+    """Fail STARTED import runs whose worker process no longer exists, and fail again the row
+    of a recently failed run that a dying step wrote back to ``processing``."""
     instance = context.instance
+    restored = _restore_failed_rows(instance, profiles)
     if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
-        return dg.SkipReason("this instance's run launcher reports its own workers' health")
+        return dg.SkipReason(
+            f"{restored} rows of failed runs restored to failed; this instance's run launcher "
+            "reports its own workers' health"
+        )
     started = instance.get_runs(
         dg.RunsFilter(job_name=import_user.name, statuses=[dg.DagsterRunStatus.STARTED])
     )
@@ -438,7 +446,38 @@ def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         instance.report_run_failed(run, f"its worker process (pid {pid}) is gone")
         context.log.info(f"run {run.run_id}: worker {pid} is gone, run marked failed")
         failed += 1
-    return dg.SkipReason(f"{len(started)} import runs started, {failed} with a dead worker failed")
+    return dg.SkipReason(
+        f"{len(started)} import runs started, {failed} with a dead worker failed; "
+        f"{restored} rows of failed runs restored to failed"
+    )
+
+
+#: How long after a run failed its row is still watched: a dying run's step processes are
+#: ended by Dagster within seconds, and one may write its progress after the failure was told.
+_WATCH_FAILED_SECONDS = 600
+
+
+def _restore_failed_rows(instance: dg.DagsterInstance, profiles: ProfilesResource) -> int:
+    """Rows that say ``processing`` or ``quick_ready`` although their user's latest import run
+    failed in the last minutes: a step of the dead run wrote its progress after
+    ``import_failure_sensor`` had told the app. Failed again, with the message they hold."""
+    recent = instance.get_runs(
+        dg.RunsFilter(
+            job_name=import_user.name,
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            updated_after=datetime.now(UTC) - timedelta(seconds=_WATCH_FAILED_SECONDS),
+        )
+    )
+    restored = 0
+    for user_id in {run.tags.get(PARTITION_TAG) for run in recent} - {None}:
+        [latest] = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: user_id}), limit=1)
+        if latest.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            continue  # a newer run owns the row
+        row = profiles.store.get(user_id)
+        if row is not None and row.get("import_status") in ("processing", "quick_ready"):
+            record_failure(profiles.store, user_id, row.get("import_error") or WORKER_ENDED)
+            restored += 1
+    return restored
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

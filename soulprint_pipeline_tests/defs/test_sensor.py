@@ -427,6 +427,7 @@ def test_every_sensor_says_what_it_does() -> None:
         "upload_sensor",
         "import_queued_sensor",
         "import_failure_sensor",
+        "dead_run_sensor",
         "soulprint_automation",
     }
     for name, sensor in sensors.items():
