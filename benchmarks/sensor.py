@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.table import print_aligned
+
 MiB = 1024 * 1024
 BUCKET = "bench-uploads"
 FILES_PER_USER = 5
@@ -318,11 +320,7 @@ def _print_table(rows: list[list[str]]) -> None:
         "before MB",
         "VmHWM MB",
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_aligned(header, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
