@@ -6,7 +6,7 @@
 pipeline reads (the ZIP member or the gzip stream for those forms), building every
 conversation and dropping it. ``pipeline`` is the reader all the way to Parquet parts (with
 WORKERS processes for a sharded export's documents; their peak RSS is reported apart).
-``materialize`` runs the three assets for one user through Dagster (the import job, an
+``materialize`` runs the import job's four assets for one user through Dagster (an
 in-process run on a temporary instance, the offline model). ``sample`` picks what the model
 would see from the Parquet parts that ``pipeline`` left in OUT_DIR.
 """

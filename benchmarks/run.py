@@ -3,7 +3,9 @@
 Every figure is measured in this run, on exports generated at run time (never committed):
 each measurement runs in a fresh process (``benchmarks.measure``) so its peak RSS is its own,
 and each is repeated with the baseline interleaved, keeping the best time of each, because
-these machines share their cores with neighbours.
+these machines share their cores with neighbours. Exports come from the project's generator
+(``soulprint_pipeline.testing.synthetic``) and, for one case, from the team's independent one
+(``benchmarks/gen_export.py``, a verbatim copy), whose many short turns cost more per byte.
 
     python -m benchmarks.run [--size 1GB] [--small 200MB] [--giant 100MB] [--repeat 3]
 """
@@ -22,6 +24,16 @@ from pathlib import Path
 from soulprint_pipeline.testing.synthetic import parse_size, write_export
 
 MiB = 1024 * 1024
+#: The shape of ``benchmarks/gen_export.py``, the team's independent generator: about twice
+#: as many conversations and messages per GB as ours, many short turns, tool and browsing nodes.
+INDEPENDENT = "gen_export"
+
+
+def write_independent_export(path: Path, size: int) -> None:
+    """A plain JSON export of ``size`` bytes from the independent generator, in a subprocess
+    (it counts MB as 10**6 bytes)."""
+    command = [sys.executable, "-m", "benchmarks.gen_export", "--target-mb", str(size / 1e6)]
+    subprocess.run([*command, "-o", str(path)], check=True, capture_output=True)
 
 
 def measure(mode: str, export: Path, out: Path, workers: int = 1) -> dict:
@@ -136,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         (f"{args.size} ZIP", "zip", size, 0, "pastes"),
         (f"{args.size} gzip", "gzip", size, 0, "pastes"),
         (f"{args.small} JSON", "json", small, 0, "pastes"),
+        (f"{args.size} JSON, gen_export", "json", size, 0, INDEPENDENT),
         (f"{args.giant} conversation", "json", giant + giant // 2, giant, "pastes"),
         (f"{args.giant} of short turns", "json", giant + giant // 2, giant, "turns"),
     ]
@@ -145,14 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     for label, fmt, target, giant_bytes, giant_shape in cases:
         export = workdir / f"export-{fmt}-{target}-{giant_shape}.{fmt}"
         started = time.perf_counter()
-        write_export(
-            str(export),
-            fmt=fmt,
-            target_bytes=target,
-            giant_conversation_bytes=giant_bytes,
-            giant_shape=giant_shape,
-            seed=1,
-        )
+        if giant_shape == INDEPENDENT:
+            write_independent_export(export, target)
+        else:
+            write_export(
+                str(export),
+                fmt=fmt,
+                target_bytes=target,
+                giant_conversation_bytes=giant_bytes,
+                giant_shape=giant_shape,
+                seed=1,
+            )
         print(f"generated {label} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         os.sync()  # else the kernel writes the new export back while it is being measured
         bare, pipeline = best_of(args.repeat, export, out)
@@ -199,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"peak RSS {args.size} / {args.small}: {growth:.2f}x")
     print(
-        f"materialize (import job, 3 assets, offline model) on the {materialized['case']}: "
+        f"materialize (import job, 4 assets, offline model) on the {materialized['case']}: "
         f"{materialized['seconds']:.1f} s, peak RSS {materialized['peak_rss_mb']:.0f} MB, "
         f"status {materialized['status']}"
     )
