@@ -8,6 +8,7 @@ the export's content, since that is the person's own conversations.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 
@@ -122,7 +123,36 @@ def message_for_person(error: Any) -> str:
     return f"The import failed unexpectedly ({_type_name(error)}); the team has been told."
 
 
+#: Dagster's error for a blocking asset check that failed after its asset was stored, matched
+#: by name (the library imports no Dagster). Its message lists ``asset: check,check`` lines.
+_CHECK_FAILED = "DagsterAssetCheckFailedError"
+_CHECK_LINE = re.compile(r"^([A-Za-z0-9_/]+): ([A-Za-z0-9_,]+)$")
+
+
+def _failed_checks(link: Any) -> str | None:
+    """The person's message for a failed blocking asset check, naming the checks."""
+    if isinstance(link, BaseException):
+        name, text = type(link).__name__, str(link)
+    else:
+        name, text = link.cls_name, str(link.message)
+    if name != _CHECK_FAILED:
+        return None
+    checks = [
+        f"{match[2].replace(',', ', ')} on {match[1]}"
+        for match in map(_CHECK_LINE.match, text.splitlines())
+        if match
+    ]
+    named = f" ({'; '.join(checks)})" if checks else ""
+    return (
+        f"The import stopped at a quality check of its result{named}: nothing past it reached "
+        "the app. The team has been told."
+    )
+
+
 def _safe_message(link: Any) -> str | None:
+    checks = _failed_checks(link)
+    if checks is not None:
+        return checks
     if isinstance(link, BaseException):
         if isinstance(link, UserSafeError):
             return link.fixed_message or str(link)

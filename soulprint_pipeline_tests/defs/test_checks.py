@@ -157,7 +157,13 @@ def test_a_corrupt_soulprint_in_the_lake_blocks_the_memory(
     assert "soulprint" in checks[MIRROR_AGREES].metadata["differing"].value
     assert result.asset_materializations_for_node("quick_pass_soulprint")  # stored, then blocked
     assert not result.asset_materializations_for_node("memory_chunks")
-    assert env.row("sam")["import_status"] == "failed"
+    row = env.row("sam")
+    assert row["import_status"] == "failed"
+    assert row["import_error"] == (  # not "failed unexpectedly (DagsterAssetCheckFailedError)"
+        "The import stopped at a quality check of its result (sections_valid, "
+        "mirror_agrees_with_lake on quick_pass_soulprint): nothing past it reached the app. "
+        "The team has been told."
+    )
 
 
 def test_a_mirror_changed_behind_the_pipeline_fails_its_check(
@@ -202,3 +208,4 @@ def test_rows_that_lose_a_conversation_block_the_soulprint(
     assert checks[CONVERSATIONS_COUNTED].metadata["reader_conversations_with_messages"].value == 12
     assert checks[ROWS_MATCH_SCHEMA].passed
     assert not result.asset_materializations_for_node("quick_pass_soulprint")
+    assert "(conversations_counted on conversation_batches)" in env.row("uma")["import_error"]

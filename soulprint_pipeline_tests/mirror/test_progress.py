@@ -495,3 +495,25 @@ def test_a_recorded_error_gives_the_same_message_as_the_live_one() -> None:
     assert "could not be saved" in message_for_person(_recorded(_dagster_wrapped(mirror)))
     unknown = message_for_person(_recorded(_dagster_wrapped(RuntimeError(SECRET))))
     assert unknown == "The import failed unexpectedly (RuntimeError); the team has been told."
+
+
+def test_a_failed_blocking_check_names_the_checks_live_and_recorded() -> None:
+    from dagster._core.errors import DagsterAssetCheckFailedError
+
+    # the message Dagster builds (execute_step.py), plus a line no check name could make
+    try:
+        raise DagsterAssetCheckFailedError(
+            "2 blocking asset checks failed with ERROR severity:\n"
+            "conversation_batches: rows_match_schema,conversations_counted\n"
+            f"quick pass: {SECRET}"
+        )
+    except DagsterAssetCheckFailedError as error:
+        failed = error
+    expected = (
+        "The import stopped at a quality check of its result (rows_match_schema, "
+        "conversations_counted on conversation_batches): nothing past it reached the app. "
+        "The team has been told."
+    )
+    assert message_for_person(failed) == expected
+    assert message_for_person(_recorded(failed)) == expected
+    assert SECRET not in message_for_person(DagsterAssetCheckFailedError(SECRET))
