@@ -178,7 +178,9 @@ class StoredParts:
         with self.lake.fs.open(path, "rb") as handle:
             part = pq.ParquetFile(handle)
             # not iter_batches(): it fills each batch to 64k rows across row groups, which would
-            # hold a whole part in memory
+            # hold a whole part in memory; and not pyarrow.dataset's scanner: on a 200 MB
+            # export's parts it peaked 32 MB higher with no read-ahead (125 MB with its
+            # defaults), for no gain in speed
             for index in range(part.num_row_groups):
                 yield from part.read_row_group(index, columns=columns).to_batches()
 
