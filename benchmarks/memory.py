@@ -103,8 +103,12 @@ def measure_build(
     parts = _parts(parts_dir)
     settings = MemorySettings(chunking=ChunkSettings(max_tokens=max_tokens))
     before_mb = _status_mb("VmRSS")
-    # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak
-    import soulprint_pipeline.memory.lance  # noqa: F401
+    # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak;
+    # the store imports LanceDB as it opens, after limiting malloc arenas (see lance.py)
+    from soulprint_pipeline.memory.lance import _one_malloc_arena
+
+    _one_malloc_arena()
+    import lancedb  # noqa: F401
 
     if backend == "bedrock":
         import soulprint_pipeline.memory.titan  # noqa: F401

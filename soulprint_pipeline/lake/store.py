@@ -182,7 +182,8 @@ class StoredParts:
             # export's parts it peaked 32 MB higher with no read-ahead (125 MB with its
             # defaults), for no gain in speed
             for index in range(part.num_row_groups):
-                yield from part.read_row_group(index, columns=columns).to_batches()
+                group = part.read_row_group(index, columns=columns, use_threads=False)
+                yield from group.to_batches()
 
     def dataframes(self, columns: list[str] | None = None) -> Iterator[Any]:
         """The rows, part by part, as pandas DataFrames."""

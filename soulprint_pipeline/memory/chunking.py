@@ -141,14 +141,16 @@ def chunk_rows(
     Only conversations in ``kept`` are chunked, when it is given (see :func:`plan`).
     """
     conversation: _Conversation | None = None
+    wanted = pa.array(sorted(kept), pa.string()) if kept is not None else None
     for batch in batches:
+        if wanted is not None:  # only the kept rows become Python objects
+            ids = pc.fill_null(batch.column("conversation_id"), "")
+            batch = batch.filter(pc.is_in(ids, wanted))
         columns = [batch.column(name).to_pylist() for name in COLUMNS]
         for conversation_id, title, created, role, content_type, text, at in zip(
             *columns, strict=True
         ):
             conversation_id = conversation_id or ""
-            if kept is not None and conversation_id not in kept:
-                continue
             if conversation is None or conversation.conversation_id != conversation_id:
                 if conversation is not None:
                     yield from conversation.finish()
