@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -90,7 +90,12 @@ class Browser:
     def wait(self, what: str, condition: Callable[[webdriver.Chrome], object]) -> object:
         """``condition``'s first truthy value, or a failure naming ``what`` and the page text."""
         try:
-            return WebDriverWait(self.driver, PAGE_TIMEOUT, poll_frequency=0.25).until(condition)
+            return WebDriverWait(
+                self.driver,
+                PAGE_TIMEOUT,
+                poll_frequency=0.25,
+                ignored_exceptions=(StaleElementReferenceException,),  # a re-rendered element
+            ).until(condition)
         except TimeoutException:
             pytest.fail(
                 f"{self.driver.current_url}: no {what} after {PAGE_TIMEOUT:.0f}s; the page shows:"
