@@ -49,11 +49,22 @@ demo: install $(DAGSTER_HOME)/dagster.yaml $(DEMO_EXPORT)
 	$(VENV)/bin/soulprint-pipeline import $(DEMO_EXPORT) --user $(DEMO_USER)
 	$(VENV)/bin/soulprint-pipeline recall --user $(DEMO_USER) -k 3 "$(DEMO_QUERY)"
 
-# dg runs in the project's virtualenv, as if it were activated
+# The data folder `make demo` filled (./data unless SOULPRINT_DATA_DIR says otherwise), made
+# absolute for `make dev`, which runs elsewhere.
+DEV_DATA_DIR := $(abspath $(or $(SOULPRINT_DATA_DIR),data))
+# more `dg dev` options, e.g. DEV_ARGS="-p 3001"
+DEV_ARGS ?=
+
+# dg runs in the project's virtualenv, as if it were activated. It runs in DAGSTER_HOME, with
+# the workspace named: `dagster dev` warns about a dagster.yaml in its working folder that is
+# not DAGSTER_HOME's (here, the template copied there), and a dg project's `dg dev` always
+# works from the project's root. Its processes (code server, runs) work there too, hence the
+# absolute data folder.
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster instance concurrency set llm 2
 	$(VENV)/bin/dagster instance concurrency set embeddings 2
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg dev
+	cd $(DAGSTER_HOME) && SOULPRINT_DATA_DIR=$(DEV_DATA_DIR) VIRTUAL_ENV=$(CURDIR)/$(VENV) \
+		PATH=$(CURDIR)/$(VENV)/bin:$$PATH dg dev -w $(CURDIR)/workspace.yaml $(DEV_ARGS)
 
 # what the code location defines, and whether it loads (dg list defs / dg check defs)
 defs: install

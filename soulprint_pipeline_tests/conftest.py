@@ -7,4 +7,6 @@ pytest_plugins = [
     # after postgres, whose helpers it imports (imported first, it would not be assert-rewritten)
     "soulprint_pipeline_tests.support.pgvector",
     "soulprint_pipeline_tests.support.s3",
+    # after postgres, whose skip-or-fail rule it uses
+    "soulprint_pipeline_tests.support.browser",
 ]

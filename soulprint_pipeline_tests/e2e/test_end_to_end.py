@@ -8,10 +8,7 @@ It starts processes and waits on their daemons, so it takes a minute or so; it r
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +26,7 @@ import yaml
 from psycopg.rows import dict_row
 
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
+from soulprint_pipeline_tests.support.services import Service, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin: dagster-daemon, dagster-webserver, dagster
@@ -41,72 +39,6 @@ START_TIMEOUT = 90.0  # webserver up with the code location loaded
 IMPORT_TIMEOUT = 120.0  # an upload dropped -> its row complete (or failed)
 
 _T = TypeVar("_T")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stat(pid: int | str) -> tuple[int, int] | None:
-    """(parent pid, start time) of a live process, from /proc; None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), int(fields[19])
-
-
-def _descendants(pid: int) -> dict[int, int]:
-    """Every process below ``pid`` with its start time, so none of them outlives the test."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    for entry in Path("/proc").iterdir():
-        stat = _stat(entry.name) if entry.name.isdigit() else None
-        if stat is not None:
-            children.setdefault(stat[0], []).append((int(entry.name), stat[1]))
-    found: dict[int, int] = {}
-    todo = [pid]
-    while todo:
-        for child, started in children.get(todo.pop(), []):
-            found[child] = started
-            todo.append(child)
-    return found
-
-
-def _signal(processes: dict[int, int], sig: signal.Signals) -> None:
-    """Signal each process that is still the one recorded (same pid and start time)."""
-    for pid, started in processes.items():
-        stat = _stat(pid)
-        if stat is not None and stat[1] == started:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-
-
-@dataclass
-class Service:
-    """One long-running process of the deployment, in its own process group."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 60) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM to the group and every descendant (code servers, run workers), then KILL."""
-        pid = self.process.pid
-        tree = _descendants(pid)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, sig)
-            tree.update(_descendants(pid))
-            _signal(tree, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
 
 
 @dataclass
@@ -242,7 +174,7 @@ def deployment(
         check=False,
     )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    port = _free_port()
+    port = free_port()
     deployment = Deployment(uploads=uploads, profiles_url=postgres_profiles_url, port=port)
     commands = {
         "dagster-webserver": [
@@ -254,17 +186,7 @@ def deployment(
     try:
         for name, command in commands.items():
             log = tmp_path / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command,
-                    cwd=REPO,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            deployment.services.append(Service(name, process, log))
+            deployment.services.append(Service.start(name, command, REPO, env, log))
         deployment.wait_for("the webserver", lambda: _location_loaded(deployment), START_TIMEOUT)
         yield deployment
     finally:

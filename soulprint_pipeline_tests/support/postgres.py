@@ -23,7 +23,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from soulprint_pipeline_tests.support.services import free_port
 
 DEFAULT_BINDIR = Path("/usr/lib/postgresql/15/bin")
 SESSION_DATABASE = "soulprint_test"
@@ -72,12 +73,6 @@ def find_bindir() -> Path | None:
         if all((candidate / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
             return candidate
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -219,7 +214,7 @@ class SharedServer:
             try:
                 staged = self._stage(bindir, root, as_postgres_user) if self._stage else bindir
                 server = _Server(
-                    bindir=staged, root=root, port=_free_port(), as_postgres_user=as_postgres_user
+                    bindir=staged, root=root, port=free_port(), as_postgres_user=as_postgres_user
                 )
                 server.start()
                 server.create_database(SESSION_DATABASE)
