@@ -3,6 +3,7 @@ memory chunks."""
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -12,7 +13,13 @@ from soulprint_pipeline.defs.checks import (
     rows_checks,
     soulprint_checks,
 )
-from soulprint_pipeline.defs.io_manager import ExportCopy, LakeIOManager, SoulprintToSave
+from soulprint_pipeline.defs.io_manager import (
+    LAKE,
+    ExportCopy,
+    LakeIOManager,
+    SoulprintToSave,
+    run_manifest,
+)
 from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource, memory_code_version
 from soulprint_pipeline.defs.metadata import table_schema, without_credentials
 from soulprint_pipeline.defs.model import SoulprintModel
@@ -61,7 +68,6 @@ def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> P
     """This step's progress: to ``user_profiles`` and, live, to the run's event log."""
     user_id = validate_user_id(context.partition_key)
     store = profiles.store
-    new_upload = UPLOAD_TAG in context.run.tags
 
     def observe(stage: str, percent: int) -> None:
         context.log_event(
@@ -72,9 +78,7 @@ def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> P
             )
         )
 
-    return ProgressTracker(
-        user_id, store, quiet=is_quiet(store, user_id, new_upload), listener=observe
-    )
+    return ProgressTracker(user_id, store, quiet=is_quiet(store, user_id), listener=observe)
 
 
 def _lake(context: dg.AssetExecutionContext) -> Lake:
@@ -83,11 +87,16 @@ def _lake(context: dg.AssetExecutionContext) -> Lake:
     return io_manager.lake()
 
 
+def _stored(context: dg.AssetExecutionContext, lake: Lake, asset: str) -> dict[str, Any]:
+    """The manifest of the version of ``asset`` this run stored for the step's user."""
+    return run_manifest(lake, context.instance, context.run, asset, context.partition_key)
+
+
 @dg.asset(
     partitions_def=users,
     group_name=GROUP,
     kinds={"file"},
-    io_manager_key="lake",
+    io_manager_key=LAKE,
     owners=OWNERS,
     code_version="copy-v1",
 )
@@ -116,7 +125,7 @@ def raw_export(
     partitions_def=users,
     group_name=GROUP,
     kinds={"parquet"},
-    io_manager_key="lake",
+    io_manager_key=LAKE,
     owners=OWNERS,
     code_version=f"reader-v{READER_VERSION}",
     metadata={"dagster/column_schema": dg.MetadataValue.table_schema(table_schema(SCHEMA))},
@@ -133,7 +142,7 @@ def conversation_batches(
     # the checks run once it has (Dagster stores each output as it is yielded).
     yield dg.Output(raw_export)
     lake = _lake(context)
-    stored = StoredParts(lake, lake.require("conversation_batches", tracker.user_id))
+    stored = StoredParts(lake, _stored(context, lake, "conversation_batches"))
     yield from rows_checks(stored, raw_export.stats)
 
 
@@ -141,7 +150,7 @@ def conversation_batches(
     partitions_def=users,
     group_name=GROUP,
     kinds={"json"},
-    io_manager_key="lake",
+    io_manager_key=LAKE,
     # the prompt's version: bumping it marks every user's soulprint stale in the UI
     code_version=f"prompt-v{quick_pass_prompt().version}",
     pool="llm",
@@ -192,13 +201,15 @@ def quick_pass_soulprint(
         # saved: the app may start with the quick pass while the memory is built
         SoulprintToSave(
             sections,
+            rows=manifest,
             on_saved=lambda: tracker.complete(columns, REMEMBERING),
             picture=render_png(activity),
         ),
         metadata={**generated.metadata, "activity_messages": activity.messages},
     )
+    lake = _lake(context)
     yield from soulprint_checks(
-        _lake(context), tracker.user_id, profiles.store, quiet=tracker.quiet
+        lake, _stored(context, lake, "quick_pass_soulprint"), profiles.store, tracker
     )
 
 
@@ -221,6 +232,15 @@ def memory_chunks(
     memory: MemoryResource,
 ) -> dg.MaterializeResult:
     """The person's memory: their conversations in chunks of whole turns, embedded for recall."""
+    rows = conversation_batches.manifest
+    current = _lake(context).current("conversation_batches", context.partition_key) or {}
+    inputs = {"conversation_batches": rows.get("version")}
+    if current.get("upload", "") > rows.get("upload", ""):
+        # a newer upload's rows are current: its own run builds the memory from them
+        context.log.info("a newer import of this user replaced these rows; memory left as is")
+        return dg.MaterializeResult(
+            metadata={"superseded": True, "lake_inputs": dg.MetadataValue.json(inputs)}
+        )
     tracker = _tracker(context, profiles)
     tracker.start(REMEMBERING)
     settings = MemorySettings(chunking=memory.chunking)
@@ -247,6 +267,8 @@ def memory_chunks(
         metadata={
             **metadata,
             "dagster/row_count": built.chunks,
+            "superseded": False,
+            "lake_inputs": dg.MetadataValue.json(inputs),
             # a postgresql:// URL may carry a password
             "memory_url": without_credentials(memory.url),
         }

@@ -21,6 +21,7 @@ from soulprint_pipeline.export.reader import ReadStats
 from soulprint_pipeline.lake.store import Lake, StoredParts
 from soulprint_pipeline.lake.verify import inspect_parts
 from soulprint_pipeline.mirror.agreement import COMPARED, disagreements
+from soulprint_pipeline.mirror.progress import ProgressTracker
 from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
 from soulprint_pipeline.soulprint.sections import SoulprintValidationError, validate_sections
 
@@ -101,11 +102,16 @@ def rows_checks(parts: StoredParts, stats: ReadStats) -> Iterator[dg.AssetCheckR
 
 
 def soulprint_checks(
-    lake: Lake, user_id: str, store: ProfileStore, *, quiet: bool
+    lake: Lake, manifest: dict[str, Any], store: ProfileStore, tracker: ProgressTracker
 ) -> Iterator[dg.AssetCheckResult]:
-    """The checks of ``quick_pass_soulprint``, once it is saved: the lake's soulprint read back
-    and validated, and the user's row compared with it."""
-    manifest = lake.require("quick_pass_soulprint", user_id)
+    """The checks of ``quick_pass_soulprint``, once it is saved: the soulprint version this run
+    stored, read back and validated, and the user's row compared with it.
+
+    The row's disagreement blocks only when the mirror took the writes: a mirror that was down
+    (``tracker.lagging``) is brought up to date by ``mirror_reconcile_sensor``, and a soulprint
+    a newer upload's replaced is not the one the row should carry; both warn.
+    """
+    user_id = tracker.user_id
     stored = lake.read_json(manifest["file"])
     try:
         valid = validate_sections(stored) == stored
@@ -120,36 +126,53 @@ def soulprint_checks(
         metadata={"lake_version": manifest["version"]},
     )
 
+    current = lake.current("quick_pass_soulprint", user_id) or {}
+    superseded = current.get("upload", "") > manifest.get("upload", "")
     metadata: dict[str, Any] = {
         "lake_version": manifest["version"],
         "compared": ", ".join(COMPARED),
-        "quiet_run": quiet,
+        "quiet_run": tracker.quiet,
+        "mirror_lagging": tracker.lagging,
+        "superseded": superseded,
     }
     # a quiet run (the user was complete; no new upload) leaves the status columns alone but
     # still saves the soulprint columns: the row must agree either way
     note = (
         "Quiet run: the import status was left as it was; the soulprint columns were saved."
-        if quiet
+        if tracker.quiet
         else None
     )
+    lagging = "mirror_reconcile_sensor brings the row up to date once user_profiles is back"
     try:
         row = store.get(user_id)
     except ProfileStoreError as error:
         yield dg.AssetCheckResult(
             check_name=MIRROR_AGREES,
             passed=False,
-            description=f"user_profiles could not be read: {error}",
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"user_profiles could not be read: {error}; {lagging}",
             metadata=metadata,
         )
         return
     differing = disagreements(row, stored)
     metadata["differing"] = ", ".join(differing) or "none"
+    if not differing:
+        description = note
+    elif superseded:
+        description = "A newer upload's soulprint replaced this one; the row carries that one."
+    elif tracker.lagging:
+        description = f"user_profiles was down when the soulprint was saved: {lagging}."
+    else:
+        description = f"user_profiles differs from the lake in: {', '.join(differing)}"
     yield dg.AssetCheckResult(
         check_name=MIRROR_AGREES,
         passed=not differing,
-        description=note
-        if not differing
-        else f"user_profiles differs from the lake in: {', '.join(differing)}",
+        severity=(
+            dg.AssetCheckSeverity.WARN
+            if superseded or tracker.lagging
+            else dg.AssetCheckSeverity.ERROR
+        ),
+        description=description,
         metadata=metadata,
     )
 

@@ -15,7 +15,12 @@ quick_pass_soulprint   :class:`SoulprintToSave`:       the sections (a small JSO
                        picture beside them
 =====================  ==============================  ====================================
 
-Every write goes to a fresh version folder and is switched in atomically (see lake.py).
+Every write goes to a fresh version folder, staged with a manifest naming the upstream
+versions it was computed from, and switched in atomically (see lake/store.py). A run reads the
+upstream versions it wrote itself (found through its own materializations' ``lake_version``),
+never whatever another writer made current meanwhile; and a version is made current, with
+the chain it was computed from, by the last lake asset of that chain the run materializes
+(an import's soulprint), so a run that dies midway leaves the previous chain current.
 """
 
 import time
@@ -27,10 +32,11 @@ import dagster as dg
 
 from soulprint_pipeline.defs.metadata import image_markdown, sized
 from soulprint_pipeline.defs.resources import S3Settings
+from soulprint_pipeline.errors import StorageError
 from soulprint_pipeline.export.containers import MiB, open_export
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
-from soulprint_pipeline.lake.store import Lake, StoredParts
+from soulprint_pipeline.lake.store import DEFAULT_KEEP_SECONDS, Lake, StoredParts, Version
 from soulprint_pipeline.uploads import Upload
 
 #: The activity picture's file name in the soulprint's version folder.
@@ -38,6 +44,20 @@ ACTIVITY_PNG = "activity.png"
 
 #: Called with (bytes done, bytes in all).
 Progress = Callable[[int, int], None]
+
+#: The resource key of the lake IO manager.
+LAKE = "lake"
+
+#: The materialization metadata naming the lake version an output was stored in.
+LAKE_VERSION = "lake_version"
+
+
+class LakeExport(ExportReader):
+    """A reader of the lake copy of an upload, knowing which version of it it reads."""
+
+    def __init__(self, manifest: dict[str, Any], **settings: Any) -> None:
+        super().__init__(manifest["url"], **settings)
+        self.manifest = manifest
 
 
 @dataclass
@@ -55,6 +75,8 @@ class SoulprintToSave:
     they are in the lake (that is when the app may be told the import is complete)."""
 
     sections: dict[str, Any]
+    #: The manifest of the conversation_batches version the soulprint was computed from.
+    rows: dict[str, Any]
     on_saved: Callable[[], None] = field(default=lambda: None)
     #: The person's activity as a PNG (counts only), kept beside the soulprint.
     picture: bytes | None = None
@@ -68,29 +90,41 @@ class LakeIOManager(dg.ConfigurableIOManager):
     #: Processes parsing a sharded export's documents side by side (SOULPRINT_PARSE_WORKERS);
     #: each costs about one parser's memory (~170 MB), so 1 unless memory allows.
     parse_workers: int = 1
+    #: How long versions that are not current are kept (SOULPRINT_LAKE_KEEP_SECONDS): a
+    #: concurrent writer may still be writing or reading them.
+    keep_seconds: int = DEFAULT_KEEP_SECONDS
 
     def lake(self) -> Lake:
         """The lake this IO manager writes to."""
-        return Lake(self.url, self.s3.storage_options(self.url))
+        return Lake(self.url, self.s3.storage_options(self.url), keep_seconds=self.keep_seconds)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         lake = self.lake()
         asset = context.asset_key.to_user_string()
         version = lake.new_version(asset, context.partition_key)
         if isinstance(obj, ExportCopy):
-            metadata = self._copy_export(lake, version, obj)
+            manifest, metadata = self._copy_export(lake, version, obj)
+            inputs: dict[str, dict[str, Any]] = {}
         elif isinstance(obj, SoulprintToSave):
-            context.add_output_metadata(self._save_soulprint(lake, version, obj))
-            return
+            manifest, metadata = self._save_soulprint(lake, version, obj)
+            inputs = {"conversation_batches": obj.rows}
         elif isinstance(obj, Iterable):
-            metadata = self._write_parts(lake, version, obj)
+            manifest, metadata = self._write_parts(lake, version, obj)
+            inputs = {"raw_export": obj.manifest} if isinstance(obj, LakeExport) else {}
         else:
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
+        staged = lake.stage(version, manifest, inputs)
+        metadata[LAKE_VERSION] = version.name
+        metadata["lake_inputs"] = dg.MetadataValue.json(staged["inputs"])
+        if not _read_downstream_in_run(context):
+            metadata["superseded"] = not lake.promote_chain(staged)
+            if isinstance(obj, SoulprintToSave) and not metadata["superseded"]:
+                obj.on_saved()
         context.add_output_metadata(metadata)
 
     def _save_soulprint(
-        self, lake: Lake, version: Any, soulprint: SoulprintToSave
-    ) -> dict[str, Any]:
+        self, lake: Lake, version: Version, soulprint: SoulprintToSave
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         manifest: dict[str, Any] = {
             "kind": "json",
             "file": lake.write_json(version, "soulprint.json", soulprint.sections),
@@ -104,11 +138,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 activity_path=dg.MetadataValue.path(picture),
                 **sized("activity_png_bytes", len(soulprint.picture)),
             )
-        lake.commit(version, manifest)
-        soulprint.on_saved()
-        return metadata
+        return manifest, metadata
 
-    def _copy_export(self, lake: Lake, version: Any, copy: ExportCopy) -> dict[str, Any]:
+    def _copy_export(
+        self, lake: Lake, version: Version, copy: ExportCopy
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         started = time.perf_counter()
         copied = lake.copy_in(
             version,
@@ -120,13 +154,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         seconds = time.perf_counter() - started
         with open_export(copied["url"], storage_options=lake.storage_options) as export:
             container, documents = export.container, export.members
-        lake.commit(
-            version,
-            {"kind": "export", **copied, "container": container, "source": copy.upload.url},
-        )
+        manifest = {"kind": "export", **copied, "container": container, "source": copy.upload.url}
         # counts, sizes, hashes and formats only: the upload's URL and the names inside a ZIP
         # are the person's (a file or folder name they chose), and the version folder is ours
-        return {
+        return manifest, {
             "path": dg.MetadataValue.path(version.url),
             **sized("bytes", copied["bytes"]),
             "sha256": copied["sha256"],
@@ -135,7 +166,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "copy_mb_per_s": round(copied["bytes"] / MiB / seconds, 1) if seconds else 0.0,
         }
 
-    def _write_parts(self, lake: Lake, version: Any, batches: Iterable[Any]) -> dict[str, Any]:
+    def _write_parts(
+        self, lake: Lake, version: Version, batches: Iterable[Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         started = time.perf_counter()
         parts = lake.write_parts(version, iter(batches), dictionary_columns=DICTIONARY_COLUMNS)
         seconds = time.perf_counter() - started
@@ -154,28 +187,67 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if stats is not None:
             manifest.update(rows=stats.rows, conversations=stats.conversations)
             metadata.update(_stats_metadata(stats, seconds))
-        if isinstance(batches, ExportReader):
+        if isinstance(batches, LakeExport):
             # the bytes the rows were parsed from: a re-parse of the same upload is the same
             # input to the steps after (the memory resumes its staged chunks across it)
-            source = lake.current("raw_export", version.user_id) or {}
-            if source.get("url") == batches.settings.url:
-                manifest["source_sha256"] = metadata["source_sha256"] = source["sha256"]
-        lake.commit(version, manifest)
-        return metadata
+            manifest["source_sha256"] = metadata["source_sha256"] = batches.manifest["sha256"]
+        return manifest, metadata
 
     def load_input(self, context: dg.InputContext) -> Any:
         lake = self.lake()
         asset = context.asset_key.to_user_string()
-        manifest = lake.require(asset, context.asset_partition_key)
+        step = context.step_context
+        manifest = run_manifest(
+            lake, step.instance, step.dagster_run, asset, context.asset_partition_key
+        )
         if manifest["kind"] == "export":
-            return ExportReader(
-                manifest["url"],
-                storage_options=lake.storage_options or None,
-                workers=self.parse_workers,
+            return LakeExport(
+                manifest, storage_options=lake.storage_options or None, workers=self.parse_workers
             )
         if manifest["kind"] == "parquet":
             return StoredParts(lake, manifest)
         return lake.read_json(manifest["file"])
+
+
+def run_manifest(
+    lake: Lake, instance: dg.DagsterInstance, run: dg.DagsterRun, asset: str, user_id: str
+) -> dict[str, Any]:
+    """The manifest of the version of ``asset`` for ``user_id`` that ``run`` (or the run it
+    re-executes) stored, else the current one: a run never mixes its own versions with those
+    another writer made current meanwhile."""
+    key = dg.AssetKey.from_user_string(asset)
+    run_id: str | None = run.run_id
+    while run_id is not None:
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        for record in reversed(records):
+            materialization = record.event_log_entry.asset_materialization
+            if (
+                materialization is not None
+                and materialization.asset_key == key
+                and materialization.partition == user_id
+                and LAKE_VERSION in materialization.metadata
+            ):
+                name = materialization.metadata[LAKE_VERSION].value
+                manifest = lake.staged(asset, user_id, str(name))
+                if manifest is None:
+                    raise StorageError(f"The {asset} version this run stored is gone.")
+                return manifest
+        parent = instance.get_run_by_id(run_id)
+        run_id = parent.parent_run_id if parent is not None else None
+    return lake.require(asset, user_id)
+
+
+def _read_downstream_in_run(context: dg.OutputContext) -> bool:
+    """Whether an asset of this run stores into the lake what it computes from this output:
+    then that asset makes this version current with its own, at the end of the chain."""
+    layer = context.step_context.job_def.asset_layer
+    selected = layer.selected_asset_keys
+    return any(
+        child in selected and layer.get(child).io_manager_key == LAKE
+        for child in layer.get(context.asset_key).child_keys
+    )
 
 
 def _per_second(count: int, seconds: float) -> float:

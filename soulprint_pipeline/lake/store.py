@@ -1,16 +1,36 @@
 """The lake: every asset partition under one fsspec base URL, replaced atomically.
 
-    {base}/{asset}/{user_id}/{version}/...   the files of one materialization
-    {base}/{asset}/{user_id}/CURRENT.json    which version is current, and its manifest
+    {base}/{asset}/{user_id}/{version}/...            the files of one materialization
+    {base}/{asset}/{user_id}/{version}/MANIFEST.json  what they are, and the input versions
+    {base}/{asset}/{user_id}/current/{upload}.json    the version current for that upload
 
-A materialization writes a fresh version folder and then switches ``CURRENT.json`` in one
-step (an atomic rename locally; on S3 the copy of one small object), so a reader sees the old
-partition or the new one, never a half-written one; a crashed run leaves only an orphan
-folder, which the next successful write of that partition deletes.
+A materialization writes a fresh version folder, then its ``MANIFEST.json`` (the version is
+complete: :meth:`Lake.stage`), and is made current by writing one small pointer object (an
+atomic rename locally; one PUT on S3: :meth:`Lake.promote`), so a reader sees the old
+partition or the new one, never a half-written one.
+
+Several writers of one partition may run at once (two imports of one user started by
+different means), so:
+
+* nothing deletes a version a writer may still be writing or reading: versions that are not
+  current are deleted only once older than ``keep_seconds`` (``SOULPRINT_LAKE_KEEP_SECONDS``,
+  6 hours by default), by the next promotion of that partition or by :meth:`Lake.sweep`;
+* each manifest names the upstream versions it was computed from (``inputs``) and the raw
+  export version at the root of that chain (``upload``: version names start with their UTC
+  time, so they sort by age);
+* the current version is the pointer of the newest upload, whatever order the writers'
+  pointers land in (there is no read-modify-write to race): once both have promoted their
+  chains, every asset's current version is the newer upload's, so the current versions of a
+  user's assets, followed through their ``inputs``, are one upload's. A pointer of one upload
+  is replaced by the next promotion for that upload (a re-parse, a soulprint re-run).
+
+A lake written before pointers existed has one ``CURRENT.json`` per partition instead, which
+is read until the first promotion.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -28,8 +48,14 @@ from soulprint_pipeline.errors import StorageError
 from soulprint_pipeline.export.containers import storage_error
 from soulprint_pipeline.users import validate_user_id
 
-CURRENT = "CURRENT.json"
+LEGACY_CURRENT = "CURRENT.json"
+POINTERS = "current"
+MANIFEST = "MANIFEST.json"
 COPY_CHUNK_BYTES = 8 * 1024 * 1024
+#: How long a version that is not current is kept (a writer may still be writing or reading
+#: it): longer than any import takes.
+DEFAULT_KEEP_SECONDS = 6 * 3600
+_VERSION_TIME = "%Y%m%dT%H%M%S"
 
 
 @dataclass(frozen=True)
@@ -45,9 +71,16 @@ class Version:
 class Lake:
     """Versioned partitions of the pipeline's assets under ``base_url``."""
 
-    def __init__(self, base_url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        keep_seconds: int = DEFAULT_KEEP_SECONDS,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.storage_options = storage_options or {}
+        self.keep_seconds = keep_seconds
         self.fs, self._root = fsspec.core.url_to_fs(self.base_url, **self.storage_options)
         self._protocol = self.base_url.split("://")[0] if "://" in self.base_url else None
 
@@ -62,33 +95,174 @@ class Lake:
 
     def new_version(self, asset: str, user_id: str) -> Version:
         """A fresh, empty folder for the next materialization of this partition."""
-        name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        # to the microsecond, so one writer's versions sort in the order it made them (an
+        # older name of whole seconds sorts before any of its second)
+        now = datetime.now(UTC)
+        name = f"{now.strftime(_VERSION_TIME)}{now.microsecond:06d}-{uuid.uuid4().hex[:8]}"
         path = posixpath.join(self._partition_path(asset, user_id), name)
         self.fs.makedirs(path, exist_ok=True)
         return Version(asset, user_id, name, self._url(path))
 
-    def commit(self, version: Version, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Make ``version`` the current one and delete the versions before it."""
-        partition = self._partition_path(version.asset, version.user_id)
-        manifest = {**manifest, "version": version.name, "folder": version.url}
-        temporary = posixpath.join(partition, f".{CURRENT}.{uuid.uuid4().hex[:8]}")
-        with self.fs.open(temporary, "w") as handle:
-            handle.write(json.dumps(manifest, indent=2, sort_keys=True))
-        self.fs.mv(temporary, posixpath.join(partition, CURRENT))
-        for entry in self.fs.ls(partition, detail=False):
-            name = posixpath.basename(entry.rstrip("/"))
-            if name != version.name and name != CURRENT and not name.startswith("."):
-                self.fs.rm(entry, recursive=True)
+    def stage(
+        self,
+        version: Version,
+        manifest: dict[str, Any],
+        inputs: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Record ``version`` as complete (its ``MANIFEST.json``), not yet current.
+
+        ``inputs`` are the manifests of the upstream versions it was computed from; the
+        manifest keeps their version names and the upload at the root of their chain (a
+        version without inputs is a root: its own upload).
+        """
+        inputs = inputs or {}
+        uploads = {entry.get("upload", "") for entry in inputs.values()}
+        if len(uploads) > 1:
+            raise StorageError(
+                f"{version.asset} of {version.user_id} would combine two uploads' versions."
+            )
+        manifest = {
+            **manifest,
+            "asset": version.asset,
+            "user_id": version.user_id,
+            "version": version.name,
+            "folder": version.url,
+            "inputs": {asset: entry["version"] for asset, entry in sorted(inputs.items())},
+            "upload": uploads.pop() if uploads else version.name,
+        }
+        self._write_atomically(posixpath.join(self._path_of(version.url), MANIFEST), manifest)
         return manifest
+
+    def promote(self, manifest: dict[str, Any]) -> bool:
+        """Make the staged version of ``manifest`` current, unless a newer upload's version is
+        current (then this returns ``False``); then delete what is past its keeping time."""
+        partition = self._partition_path(manifest["asset"], manifest["user_id"])
+        pointers = self._pointers(partition)
+        if pointers and pointers[-1] > manifest["upload"]:
+            return False
+        path = posixpath.join(partition, POINTERS, f"{manifest['upload']}.json")
+        self._write_atomically(path, manifest)
+        self._prune(partition)
+        return True
+
+    def promote_chain(self, manifest: dict[str, Any]) -> bool:
+        """Make the staged version of ``manifest`` current, with the upstream versions it was
+        computed from first; ``False`` when a newer upload's version is current already."""
+        for asset, name in manifest.get("inputs", {}).items():
+            upstream = self.staged(asset, manifest["user_id"], name)
+            if upstream is None:
+                # a version stored before versions had manifests: fine while it is current
+                current = self.current(asset, manifest["user_id"]) or {}
+                if current.get("version") == name:
+                    continue
+                raise StorageError(f"The {asset} version {name} is gone.")
+            if not self.promote_chain(upstream):
+                return False
+        return self.promote(manifest)
+
+    def commit(
+        self,
+        version: Version,
+        manifest: dict[str, Any],
+        inputs: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Stage ``version`` and make it current (see :meth:`stage`, :meth:`promote`)."""
+        staged = self.stage(version, manifest, inputs)
+        self.promote(staged)
+        return staged
+
+    def staged(self, asset: str, user_id: str, name: str) -> dict[str, Any] | None:
+        """The manifest of version ``name`` of this partition, or ``None`` if it is not complete
+        (or was deleted)."""
+        return self._read(posixpath.join(self._partition_path(asset, user_id), name, MANIFEST))
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Delete every version, of every partition, that is not current and is older than
+        ``keep_seconds``; returns how many were deleted."""
+        removed = 0
+        for asset in self._folders(self._root):
+            for partition in self._folders(asset):
+                removed += self._prune(partition, now)
+        return removed
+
+    def _prune(self, partition: str, now: datetime | None = None) -> int:
+        pointers = self._pointers(partition)
+        current = self._current_of(partition) or {}
+        for name in pointers[:-1]:  # older uploads' pointers: never current again
+            self._remove(posixpath.join(partition, POINTERS, f"{name}.json"))
+        cutoff = (now or datetime.now(UTC)).timestamp() - self.keep_seconds
+        removed = 0
+        for entry in self._folders(partition):
+            name = posixpath.basename(entry)
+            if name == current.get("version"):
+                continue
+            try:
+                seconds = name.split("-")[0][:15]
+                written = datetime.strptime(seconds, _VERSION_TIME).replace(tzinfo=UTC)
+            except ValueError:
+                continue  # not a version folder
+            if written.timestamp() < cutoff:
+                self._remove(entry)
+                removed += 1
+        return removed
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):  # another writer's prune got there first
+            self.fs.rm(path, recursive=True)
+
+    def _pointers(self, partition: str) -> list[str]:
+        """The uploads with a pointer in ``partition``, oldest first."""
+        try:
+            entries = self.fs.ls(posixpath.join(partition, POINTERS), detail=False)
+        except FileNotFoundError:
+            return []
+        names = (posixpath.basename(entry.rstrip("/")) for entry in entries)
+        return sorted(name[: -len(".json")] for name in names if name.endswith(".json"))
+
+    def _current_of(self, partition: str) -> dict[str, Any] | None:
+        for _ in range(3):  # a pointer listed may be pruned before it is read: list again
+            pointers = self._pointers(partition)
+            if not pointers:
+                return self._read(posixpath.join(partition, LEGACY_CURRENT))
+            manifest = self._read(posixpath.join(partition, POINTERS, f"{pointers[-1]}.json"))
+            if manifest is not None:
+                return manifest
+        return None
+
+    def _folders(self, path: str) -> list[str]:
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return [
+            entry["name"].rstrip("/")
+            for entry in entries
+            if entry["type"] == "directory"
+            and not posixpath.basename(entry["name"].rstrip("/")).startswith(".")
+        ]
+
+    def _write_atomically(self, path: str, payload: dict[str, Any]) -> None:
+        folder = posixpath.dirname(path)
+        self.fs.makedirs(folder, exist_ok=True)
+        temporary = posixpath.join(folder, f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}")
+        with self.fs.open(temporary, "w") as handle:
+            handle.write(json.dumps(payload, indent=2, sort_keys=True))
+        self.fs.mv(temporary, path)
+
+    def _read(self, path: str) -> dict[str, Any] | None:
+        # one GET: an open() file on S3 checks its ETag on every read, and a pointer may be
+        # replaced between two reads
+        try:
+            return json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _path_of(self, url: str) -> str:
+        return url.split("://", 1)[1] if self._protocol and "://" in url else url
 
     def current(self, asset: str, user_id: str) -> dict[str, Any] | None:
         """The manifest of the current version of this partition, or ``None``."""
-        path = posixpath.join(self._partition_path(asset, user_id), CURRENT)
-        try:
-            with self.fs.open(path, "r") as handle:
-                return json.load(handle)
-        except FileNotFoundError:
-            return None
+        return self._current_of(self._partition_path(asset, user_id))
 
     def require(self, asset: str, user_id: str) -> dict[str, Any]:
         """The current manifest; a clear error if the partition was never materialized."""

@@ -6,6 +6,8 @@ reports counts and column names (ours), never values.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -13,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from soulprint_pipeline.export.rows import SCHEMA
-from soulprint_pipeline.lake.store import StoredParts
+from soulprint_pipeline.lake.store import COPY_CHUNK_BYTES, Lake, StoredParts
 
 
 @dataclass
@@ -68,3 +70,44 @@ def inspect_parts(parts: StoredParts) -> PartsReport:
                 started = pc.sum(pc.cast(pc.equal(positions, 0), pa.int64())).as_py()
                 report.conversations += int(started or 0)
     return report
+
+
+#: A user's lake assets, each computed from the one before.
+CHAIN = ("raw_export", "conversation_batches", "quick_pass_soulprint")
+
+
+def chain_problems(lake: Lake, user_id: str) -> list[str]:
+    """How the current versions of ``user_id``'s assets fail to be one upload's chain: each
+    current version computed from the current version before it, all of one upload, the rows
+    parsed from the stored export's bytes (its sha256 recomputed), every file present.
+    Empty when the lake is consistent (or holds nothing for the user)."""
+    currents = {asset: lake.current(asset, user_id) for asset in CHAIN}
+    if not any(currents.values()):
+        return []
+    problems = [f"{asset}: nothing current" for asset, m in currents.items() if m is None]
+    if problems:
+        return problems
+    raw, rows, soulprint = (currents[asset] for asset in CHAIN)
+    for upstream, asset in itertools.pairwise(CHAIN):
+        if currents[asset].get("inputs", {}).get(upstream) != currents[upstream]["version"]:
+            problems.append(f"{asset} was not computed from the current {upstream}")
+    if len({m.get("upload") for m in currents.values()}) != 1:
+        problems.append("the current versions come from different uploads")
+    if rows.get("source_sha256") != raw["sha256"]:
+        problems.append("conversation_batches was parsed from other bytes than raw_export's")
+    digest = hashlib.sha256()
+    try:
+        with lake.fs.open(raw["url"], "rb") as handle:
+            while chunk := handle.read(COPY_CHUNK_BYTES):
+                digest.update(chunk)
+    except FileNotFoundError:
+        problems.append("raw_export: the stored export is gone")
+    else:
+        if digest.hexdigest() != raw["sha256"]:
+            problems.append("raw_export: the stored export is not the bytes its sha256 names")
+    missing = [path for path in rows.get("parts", []) if not lake.fs.exists(path)]
+    if missing:
+        problems.append(f"conversation_batches: {len(missing)} parts gone")
+    if not lake.fs.exists(soulprint["file"]):
+        problems.append("quick_pass_soulprint: the soulprint is gone")
+    return problems

@@ -1,9 +1,11 @@
 """Import progress: the stages a person sees in the app, mirrored into ``user_profiles``.
 
 One :class:`ProgressTracker` per step of an import run. Percent never moves backwards, writes
-to the mirror are throttled (a 2 GB parse must not hammer the database), a mirror that is down
-only costs progress updates, and the final status write is retried until it lands or fails
-the step, so the app is never left saying ``processing`` for a finished import.
+to the mirror are throttled (a 2 GB parse must not hammer the database), and a mirror that is
+down never fails the import: progress updates are skipped, the final status write is retried
+a few times and then left to ``mirror_reconcile_sensor``, which brings the row up to what the
+run history says once the database is back, so the app is never left saying ``processing``
+for a finished import.
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def is_quiet(store: ProfileStore | None, user_id: str, new_upload: bool) -> bool:
+def is_quiet(store: ProfileStore | None, user_id: str) -> bool:
     """Whether a run must leave the person's row alone until it has a new soulprint to save.
 
-    A re-run of a user who is already ``complete`` without a new upload (a backfill, a prompt
-    change) keeps them ``complete`` with their last good soulprint in the app, whatever
-    happens to the run; its progress shows in Dagster only.
+    A re-run of a user who is already ``complete`` (a backfill, a prompt change, or a new
+    upload) keeps them ``complete`` with their last good soulprint in the app, whatever
+    happens to the run, a ``kill -9`` included; its progress shows in Dagster only, and a
+    new soulprint replaces the old one in the row when it is saved.
     """
-    if store is None or new_upload:
+    if store is None:
         return False
     try:
         row = store.get(user_id)
@@ -90,6 +93,9 @@ class ProgressTracker:
         self._sleep = sleep
         self.stage: str | None = None
         self.percent = -1
+        #: Whether a final write gave up (the mirror was down): the row lags the lake until
+        #: ``mirror_reconcile_sensor`` brings it up to date.
+        self.lagging = False
         self._last_write = float("-inf")
 
     def start(self, stage: Stage, **fields: Any) -> None:
@@ -163,7 +169,14 @@ class ProgressTracker:
                 return
             except ProfileStoreError as error:
                 if attempt == self.final_attempts:
-                    raise
+                    # the import goes on: the reconcile sensor writes the row once it is back
+                    self.lagging = True
+                    log.warning(
+                        "final status write for %s left to mirror_reconcile_sensor: %s",
+                        self.user_id,
+                        error,
+                    )
+                    return
                 log.warning(
                     "final status write for %s failed (attempt %d): %s",
                     self.user_id,

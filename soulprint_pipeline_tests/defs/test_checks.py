@@ -81,9 +81,7 @@ def test_checks_pass_and_metadata_is_standard(env: Env) -> None:
     raw = _metadata(result, "raw_export")
     assert raw["documents"] == 1 and raw["container"] == "zip" and "source" not in raw
     assert raw["size"].endswith("KiB") and isinstance(raw["bytes"], int)
-    assert raw["path"].endswith(
-        json.loads((env.lake / "raw_export/rosa/CURRENT.json").read_text())["version"]
-    )
+    assert raw["path"].endswith(env.current("raw_export", "rosa")["version"])
     parsed = _metadata(result, "conversation_batches")
     assert parsed["dagster/row_count"] == parsed["rows"] == 24
     assert parsed["json_bytes"] > parsed["export_bytes"]  # a ZIP: compressed when stored
@@ -132,7 +130,7 @@ def test_the_activity_picture_is_in_the_lake_and_the_metadata(env: Env) -> None:
     assert metadata["activity"].startswith(prefix)
     assert base64.b64decode(metadata["activity"][len(prefix) : -1]) == png
     assert metadata["activity_messages"] == 12
-    manifest = json.loads((env.lake / "quick_pass_soulprint/rosa/CURRENT.json").read_text())
+    manifest = env.current("quick_pass_soulprint", "rosa")
     assert manifest["picture"] == str(picture)
 
 

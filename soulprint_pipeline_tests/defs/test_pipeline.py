@@ -16,6 +16,7 @@ import pytest
 from soulprint_pipeline.defs.assets import quick_pass_soulprint, raw_export
 from soulprint_pipeline.export.containers import MiB
 from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.lake.store import Lake
 from soulprint_pipeline.soulprint.sections import SECTION_NAMES
 from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.support.env import Env
@@ -89,15 +90,24 @@ def test_progress_is_monotone_and_complete(env: Env, tmp_path: Path) -> None:
 def test_rerun_replaces_every_output(env: Env, tmp_path: Path) -> None:
     first = env.upload("dave", "a.zip", _export(tmp_path, seed=4))
     assert env.run_import("dave", first).success
-    before = json.loads((env.lake / "conversation_batches" / "dave" / "CURRENT.json").read_text())
+    before = env.current("conversation_batches", "dave")
     second = env.upload("dave", "b.json.gz", gzip.compress(chatgpt_export_bytes(7)))
     assert env.run_import("dave", second).success
-    after = json.loads((env.lake / "conversation_batches" / "dave" / "CURRENT.json").read_text())
+    after = env.current("conversation_batches", "dave")
     assert after["version"] != before["version"] and after["rows"] == 14
     for asset in ("raw_export", "conversation_batches", "quick_pass_soulprint"):
-        versions = [p for p in (env.lake / asset / "dave").iterdir() if p.is_dir()]
-        assert len(versions) == 1, asset  # the old version is gone, nothing half-written
+        versions = [p for p in (env.lake / asset / "dave").iterdir() if p.name != "current"]
+        # the replaced version is kept for SOULPRINT_LAKE_KEEP_SECONDS (another writer may be
+        # reading it); every version is complete, and a sweep past that time removes it
+        assert len(versions) == 2, asset
+        assert all((version / "MANIFEST.json").exists() for version in versions), asset
     assert env.row("dave")["total_messages"] == 14
+    removed = Lake(str(env.lake), keep_seconds=0).sweep()
+    assert removed == 3
+    for asset in ("raw_export", "conversation_batches", "quick_pass_soulprint"):
+        (kept,) = [p.name for p in (env.lake / asset / "dave").iterdir() if p.name != "current"]
+        current = env.current(asset, "dave")
+        assert kept == current["version"], asset
 
 
 def test_without_a_tag_the_newest_upload_is_imported(env: Env, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def pg_env(tmp_path: Path, postgres_profiles_url: str) -> Iterator[Env]:
 
 
 def _lake_soulprint(env: Env, user_id: str) -> dict:
-    current = json.loads((env.lake / "quick_pass_soulprint" / user_id / "CURRENT.json").read_text())
+    current = env.current("quick_pass_soulprint", user_id)
     return json.loads(Path(current["file"]).read_text())
 
 

@@ -302,29 +302,28 @@ def test_advance_swallows_a_mirror_error(clock: Clock, caplog: pytest.LogCapture
     assert "connection refused" in warnings[0].getMessage()
 
 
-def test_complete_retries_with_doubling_backoff_then_raises(
+def test_complete_retries_with_doubling_backoff_then_leaves_it_to_the_sensor(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = DownStore()
     delays: list[float] = []
     tracker = _tracker(store, clock, final_attempts=4, backoff_seconds=0.25, sleep=delays.append)
-    with (
-        caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"),
-        pytest.raises(ProfileStoreError, match="upsert of user_profiles failed"),
-    ):
-        tracker.complete({"total_messages": 3})
+    with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"):
+        tracker.complete({"total_messages": 3})  # the import is not failed for the mirror
+    assert tracker.lagging
     assert store.upsert_calls == 4
     assert delays == [0.25, 0.5, 1.0]  # no sleep after the last attempt
     retries = [r.getMessage() for r in caplog.records if "final status write" in r.getMessage()]
-    assert len(retries) == 3 and "attempt 1" in retries[0] and "attempt 3" in retries[-1]
+    assert len(retries) == 4 and "attempt 1" in retries[0] and "attempt 3" in retries[2]
+    assert "left to mirror_reconcile_sensor" in retries[-1]
 
 
 def test_fail_retries_too(clock: Clock) -> None:
     store = DownStore()
     delays: list[float] = []
     tracker = _tracker(store, clock, sleep=delays.append)  # defaults: 5 attempts, 0.5 s
-    with pytest.raises(ProfileStoreError):
-        tracker.fail("bad file")
+    tracker.fail("bad file")
+    assert tracker.lagging
     assert store.upsert_calls == 5
     assert delays == [0.5, 1.0, 2.0, 4.0]
 
@@ -360,19 +359,19 @@ def _set_status(store: ProfileStore, status: str) -> None:
 
 
 def test_is_quiet_rules(sqlite_store: ProfileStore) -> None:
-    assert not is_quiet(sqlite_store, USER, new_upload=False)  # no row yet
-    assert not is_quiet(None, USER, new_upload=False)
+    assert not is_quiet(sqlite_store, USER)  # no row yet
+    assert not is_quiet(None, USER)
     _set_status(sqlite_store, "complete")
-    assert is_quiet(sqlite_store, USER, new_upload=False)  # a backfill of a complete user
-    assert not is_quiet(sqlite_store, USER, new_upload=True)  # a new upload shows progress
+    # a backfill or a re-import of a complete user: they stay complete whatever happens to it
+    assert is_quiet(sqlite_store, USER)
     for status in ("processing", "failed", "none"):
         _set_status(sqlite_store, status)
-        assert not is_quiet(sqlite_store, USER, new_upload=False), status
+        assert not is_quiet(sqlite_store, USER), status
 
 
 def test_is_quiet_when_the_store_is_down(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="soulprint_pipeline.mirror.progress"):
-        assert not is_quiet(DownStore(), USER, new_upload=False)
+        assert not is_quiet(DownStore(), USER)
     assert any("could not read user_profiles for user-1" in r.getMessage() for r in caplog.records)
 
 

@@ -17,6 +17,7 @@ from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, S3Settings, UploadsResource
+from soulprint_pipeline.lake.store import Lake
 from soulprint_pipeline.mirror.registry import open_profile_store
 
 
@@ -68,6 +69,12 @@ class Env:
             resources=self.resources,
             raise_on_error=False,
         )
+
+    def current(self, asset: str, user_id: str) -> dict[str, Any]:
+        """The manifest of the current version of ``asset`` for ``user_id``."""
+        manifest = Lake(str(self.lake)).current(asset, user_id)
+        assert manifest is not None, f"no {asset} is current for {user_id}"
+        return manifest
 
     def row(self, user_id: str) -> dict[str, Any]:
         store = open_profile_store(self.profiles_url)
