@@ -33,6 +33,7 @@ from soulprint_pipeline.defs.sensors import (
     import_queued_sensor,
     upload_sensor,
 )
+from soulprint_pipeline.lake.store import DEFAULT_KEEP_SECONDS
 
 
 def default_resources() -> dict[str, Any]:
@@ -46,6 +47,9 @@ def default_resources() -> dict[str, Any]:
             url=location_setting("SOULPRINT_LAKE_URL", DATA_DIR / "lake"),
             s3=s3,
             parse_workers=int_setting("SOULPRINT_PARSE_WORKERS", 1),
+            keep_seconds=int_setting(
+                "SOULPRINT_LAKE_KEEP_SECONDS", DEFAULT_KEEP_SECONDS, minimum=0
+            ),
         ),
         "profiles": ProfilesResource(
             # a postgresql:// URL may carry a password: a secret when set
