@@ -235,6 +235,12 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def memory_items(text: str) -> list[str]:
+    """The memories of one memory row (a snapshot lists them numbered and dated), bare."""
+    items = [_MEMORY_PREFIX_RE.sub("", line).strip() for line in text.splitlines()]
+    return [item for item in items if item]
+
+
 def _clean(kind: str, value: str) -> str:
     value = value.strip(" '\"-*")
     if kind in ("interest", "occupation"):

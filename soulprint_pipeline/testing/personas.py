@@ -373,8 +373,18 @@ class _PersonaConversation(_Conversation):
         self.users = 0
         self.started = self.clock
 
+    def system_node(self, parent: str) -> str:
+        tip = super().system_node(parent)
+        if self.gen.kind == "normal" and self.gen.instructions_now() not in self.gen.written:
+            # every version reaches the export at least once, however small the export
+            tip = self.custom_instructions(tip)
+        if self.gen.kind == "normal" and len(self.gen.memories_now()) not in self.gen.snapshots:
+            tip = self.model_context(tip)  # and every memory snapshot
+        return tip
+
     def custom_instructions(self, parent: str) -> str:
         about, respond = self.gen.instructions_now()
+        self.gen.written.add((about, respond))
         content = {
             "content_type": "user_editable_context",
             "user_profile": _PROFILE_WRAPPER.format(about),
@@ -390,6 +400,7 @@ class _PersonaConversation(_Conversation):
 
     def model_context(self, parent: str) -> str:
         memories = self.gen.memories_now()
+        self.gen.snapshots.add(len(memories))
         if not memories:
             return parent
         day = dt.datetime.fromtimestamp(self.started, dt.UTC).date().isoformat()
@@ -418,7 +429,7 @@ class _PersonaConversation(_Conversation):
         rng = self.rng
         self.users += 1
         plant = self.gen.plant_now() if self.users == 1 else None
-        if paste or (plant is None and rng.random() < 0.15):
+        if plant is None and (paste or rng.random() < 0.15):
             return super().user(parent, paste)
         t = self.tick(20.0, 1800.0)
         text = plant if plant is not None else self.gen.everyday_message()
@@ -436,6 +447,9 @@ class _PersonaGenerator(_Generator):
         self.total = conversations
         picker = random.Random(f"{persona.key}:{seed}:plants")
         self.plants: dict[int, str] = {}
+        self.kind = "normal"  # of the conversation being written
+        self.written: set[tuple[str, str]] = set()  # custom-instruction versions written
+        self.snapshots: set[int] = set()  # memory snapshots written (by their size)
         self.plant_conversations: dict[str, list[int]] = {}
         free = [i for i in range(8, conversations) if i not in (2, 4, 6)]
         for number, plant in enumerate(persona.plants):
@@ -479,9 +493,9 @@ class _PersonaGenerator(_Generator):
         return text
 
     def pick_kind(self, giant: bool) -> str:
-        if self.index in self.plants:
-            return "normal"  # a planted chat is one the reader keeps
-        return super().pick_kind(giant)
+        # a planted chat is one the reader keeps
+        self.kind = "normal" if self.index in self.plants else super().pick_kind(giant)
+        return self.kind
 
 
 def write_persona_export(
