@@ -137,6 +137,47 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         ),
     ),
 }
+#: Words one of which each pattern of _PATTERNS needs (lowercase), in the same order.
+_TRIGGERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "name": (("name", "called", "llamo", "appelle", "nom est"),),
+    "preferred_address": (("call me", "go by", "address me", "appelle-moi", "llámame"),),
+    "location": (
+        ("live", "based", "located", "vivo", "resido", "habite", "je vis", "home", "city"),
+    ),
+    "occupation": (
+        ("work", "job", "role", "occupation", "profession", "trabajo", "travaille"),
+        ("i am a", "i'm a", "user is a", "soy un", "je suis"),
+    ),
+    "interest": (
+        (
+            "play", "practi", "learning", "training", "taken up", "took up", "takes up",
+            "started", "love", "enjoy", "aprendiendo", "encanta", "gusta", "adore", "mis",
+            "apprends", "keen", "sing", "danc", "keep",
+        ),
+    ),
+}  # fmt: skip
+_RELATION_TRIGGERS = (
+    "my ",
+    "our ",
+    "user",
+    "i have",
+    "mi ",
+    "mis ",
+    "ma ",
+    "mon ",
+    "nuestr",
+    "notre",
+)
+
+
+def _any_of(words: Iterable[str]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(word) for word in words))
+
+
+_TRIGGER_RES = {
+    kind: tuple(_any_of(words) for words in triggers) for kind, triggers in _TRIGGERS.items()
+}
+_RELATION_TRIGGER_RE = _any_of(_RELATION_TRIGGERS)
 _RELATIONS = {
     "wife": "wife", "husband": "husband", "partner": "partner", "girlfriend": "girlfriend",
     "boyfriend": "boyfriend", "daughter": "daughter", "son": "son", "mother": "mother",
@@ -296,8 +337,11 @@ def find_statements(text: str, *, person_only: bool = False) -> Iterator[tuple[s
             continue
         if label and label.group("label").strip().lower().startswith("other"):
             sentence = label.group("value")
+        lower = sentence.lower()
         for kind, patterns in _PATTERNS.items():
             for index, pattern in enumerate(patterns):
+                if not _TRIGGER_RES[kind][index].search(lower):
+                    continue  # a substring test is far cheaper than the pattern's scan
                 for match in pattern.finditer(sentence):
                     if person_only and re.match(r"(?i)(the )?user", match.group(0)):
                         continue
@@ -308,6 +352,8 @@ def find_statements(text: str, *, person_only: bool = False) -> Iterator[tuple[s
                 else:
                     continue
                 break
+        if not _RELATION_TRIGGER_RE.search(lower):
+            continue
         for match in _RELATION_RE.finditer(sentence):
             name = match.group("name")
             if name in _NOT_NAMES:
