@@ -31,6 +31,7 @@ bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.sensor $(SENSOR_BENCH_ARGS)
 	$(PY) -m benchmarks.memory $(MEMORY_BENCH_ARGS)
+	$(PY) -m benchmarks.scale $(SCALE_BENCH_ARGS)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

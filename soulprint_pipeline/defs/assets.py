@@ -164,7 +164,9 @@ def quick_pass_soulprint(
     context: dg.AssetExecutionContext, profiles: ProfilesResource, llm: SoulprintModel
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The person's quick-pass soulprint: five sections, also mirrored into user_profiles."""
-    if len(context.partition_keys) > 1:
+    # a backfill's run is tagged with a range of users (even a range of one, with a batch of
+    # 1), which Dagster's single-partition outputs and checks do not take
+    if len(context.partition_keys) > 1 or not context.has_partition_key:
         tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
         yield from soulprint_batch(context, tracker_for, llm, profiles.store)
         return

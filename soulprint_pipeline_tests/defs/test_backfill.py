@@ -56,14 +56,14 @@ def env(tmp_path: Path, bedrock: BedrockStub) -> Iterator[Env]:
         yield env
 
 
-def _batch(env: Env) -> dg.ExecuteInProcessResult:
-    """One run over every user's soulprint, as a backfill's batch run is tagged."""
+def _batch(env: Env, first: str = USERS[0], last: str = USERS[-1]) -> dg.ExecuteInProcessResult:
+    """One run over the users' soulprints, tagged as a backfill's batch run is."""
     return dg.materialize(
         ASSETS,
         selection=[quick_pass_soulprint],
         instance=env.instance,
         resources=env.resources,
-        tags={ASSET_PARTITION_RANGE_START_TAG: USERS[0], ASSET_PARTITION_RANGE_END_TAG: USERS[-1]},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
     )
 
@@ -145,6 +145,18 @@ def test_a_batch_calls_the_model_concurrently_within_the_pool(
     # the users' imports go on from here: the memory of one, in a run of its own
     assert env.rematerialize(USERS[0], selection=[ASSETS[-1]]).success
     assert env.row(USERS[0])["import_status"] == "complete"
+
+
+def test_a_batch_of_one_user(env: Env, bedrock: BedrockStub) -> None:
+    """SOULPRINT_BACKFILL_BATCH=1: a backfill's run per user is still tagged with a range."""
+    bedrock.script(then=Reply(soulprint_json("Nova")))
+    assert _batch(env, USERS[2], USERS[2]).success
+    assert sorted(_materialized(env)) == [USERS[2]]
+    assert _check_results(env) == {
+        (USERS[2], SECTIONS_VALID): True,
+        (USERS[2], MIRROR_AGREES): True,
+    }
+    assert env.row(USERS[2])["import_status"] == "quick_ready"
 
 
 def test_one_users_failure_is_theirs_alone(env: Env, bedrock: BedrockStub) -> None:
