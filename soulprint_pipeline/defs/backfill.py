@@ -15,6 +15,7 @@ materialization (with the asset's code version, so a prompt bump marks it stale 
 and check evaluations.
 """
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,18 @@ from soulprint_pipeline.soulprint.activity import COLUMNS as ACTIVITY_COLUMNS
 from soulprint_pipeline.soulprint.activity import activity_of, render_png
 from soulprint_pipeline.soulprint.generate import Generated
 from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
+
+# Known and intended, so not shown to whoever runs the pipeline (a command prints one line on
+# an error, never a warning before it): BackfillPolicy on an asset is a Dagster 1.13 beta, and
+# the import job, whose assets' policies differ, takes the smallest batch (one user a run).
+warnings.filterwarnings(
+    "ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning
+)
+warnings.filterwarnings(
+    "ignore",
+    message="Asset job import_user materializes assets with varying BackfillPolicies",
+    category=UserWarning,
+)
 
 #: Users per run of a soulprint backfill (``SOULPRINT_BACKFILL_BATCH``).
 BACKFILL_BATCH = int_setting("SOULPRINT_BACKFILL_BATCH", 25)
