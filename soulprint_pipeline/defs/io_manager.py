@@ -88,6 +88,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
         context.add_output_metadata(metadata)
 
+    def save_soulprint(self, user_id: str, soulprint: SoulprintToSave) -> dict[str, Any]:
+        """Saves one user's soulprint as ``handle_output`` does, for a step of several users
+        (a backfill's batch, defs/backfill.py), to which Dagster gives one output for all."""
+        lake = self.lake()
+        version = lake.new_version("quick_pass_soulprint", user_id)
+        return self._save_soulprint(lake, version, soulprint)
+
     def _save_soulprint(
         self, lake: Lake, version: Any, soulprint: SoulprintToSave
     ) -> dict[str, Any]:
