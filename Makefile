@@ -9,7 +9,7 @@ DEMO_USER ?= demo-user
 DEMO_EXPORT := data/uploads/$(DEMO_USER)/export.zip
 export DAGSTER_HOME
 
-.PHONY: install test lint bench demo dev defs clean
+.PHONY: install test lint bench eval demo dev defs clean
 
 $(INSTALLED): pyproject.toml soulprint_pipeline/export/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -31,6 +31,12 @@ bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.sensor $(SENSOR_BENCH_ARGS)
 	$(PY) -m benchmarks.memory $(MEMORY_BENCH_ARGS)
+	$(PY) -m benchmarks.scale $(SCALE_BENCH_ARGS)
+
+# Does the soulprint know the person? Planted-persona exports of 2,000 conversations each,
+# scored on both paths (offline model, model input); exits 1 under issue 11's targets.
+eval: install
+	$(PY) -m soulprint_pipeline.testing.eval $(EVAL_ARGS)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

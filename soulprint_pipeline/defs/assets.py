@@ -7,25 +7,24 @@ from typing import Any
 
 import dagster as dg
 
+from soulprint_pipeline.defs.backfill import (
+    BACKFILL_BATCH,
+    soulprint_batch,
+    start_generating,
+    to_save,
+)
 from soulprint_pipeline.defs.checks import (
     BATCHES_CHECKS,
     SOULPRINT_CHECKS,
     rows_checks,
     soulprint_checks,
 )
-from soulprint_pipeline.defs.io_manager import (
-    LAKE,
-    ExportCopy,
-    LakeIOManager,
-    SoulprintToSave,
-    run_manifest,
-)
+from soulprint_pipeline.defs.io_manager import LAKE, ExportCopy, LakeIOManager, run_manifest
 from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource, memory_code_version
 from soulprint_pipeline.defs.metadata import table_schema, without_credentials
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
-from soulprint_pipeline.errors import EmptyExportError
 from soulprint_pipeline.export.reader import READER_VERSION, ExportReader
 from soulprint_pipeline.export.rows import SCHEMA
 from soulprint_pipeline.lake.store import Lake, StoredParts
@@ -40,11 +39,8 @@ from soulprint_pipeline.mirror.progress import (
     is_quiet,
     now,
 )
-from soulprint_pipeline.soulprint.activity import COLUMNS as ACTIVITY_COLUMNS
-from soulprint_pipeline.soulprint.activity import activity_of, render_png
 from soulprint_pipeline.soulprint.llm import TransientModelError
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt
-from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
 from soulprint_pipeline.users import validate_user_id
 
 GROUP = "soulprint"
@@ -64,9 +60,12 @@ REBUILD_ON_CODE_CHANGE = (
 ).with_label("code version changed")
 
 
-def _tracker(context: dg.AssetExecutionContext, profiles: ProfilesResource) -> ProgressTracker:
-    """This step's progress: to ``user_profiles`` and, live, to the run's event log."""
-    user_id = validate_user_id(context.partition_key)
+def _tracker(
+    context: dg.AssetExecutionContext, profiles: ProfilesResource, user_id: str | None = None
+) -> ProgressTracker:
+    """This step's progress for its user (``user_id`` in a batch of several): to
+    ``user_profiles`` and, live, to the run's event log."""
+    user_id = validate_user_id(user_id or context.partition_key)
     store = profiles.store
 
     def observe(stage: str, percent: int) -> None:
@@ -155,28 +154,30 @@ def conversation_batches(
     code_version=f"prompt-v{quick_pass_prompt().version}",
     pool="llm",
     automation_condition=REBUILD_ON_CODE_CHANGE,
+    # a backfill runs up to SOULPRINT_BACKFILL_BATCH users a run (defs/backfill.py); such a
+    # run saves and materializes each user itself, so it yields no output
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=BACKFILL_BATCH),
+    output_required=False,
+    # read from the lake per user (a batch's step has several partitions, one input for all)
+    deps=[conversation_batches],
     owners=OWNERS,
     check_specs=SOULPRINT_CHECKS,
 )
 def quick_pass_soulprint(
-    context: dg.AssetExecutionContext,
-    conversation_batches: StoredParts,
-    profiles: ProfilesResource,
-    llm: SoulprintModel,
+    context: dg.AssetExecutionContext, profiles: ProfilesResource, llm: SoulprintModel
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The person's quick-pass soulprint: five sections, also mirrored into user_profiles."""
+    # a backfill's run is tagged with a range of users (even a range of one, with a batch of
+    # 1), which Dagster's single-partition outputs and checks do not take
+    if len(context.partition_keys) > 1 or not context.has_partition_key:
+        tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
+        yield from soulprint_batch(context, tracker_for, llm, profiles.store)
+        return
     tracker = _tracker(context, profiles)
-    manifest = conversation_batches.manifest
-    totals = {
-        "total_conversations": manifest.get("conversations", 0),
-        "total_messages": manifest.get("rows", 0),
-    }
-    tracker.start(GENERATING, **totals)
-    if not totals["total_messages"]:
-        raise EmptyExportError(
-            "The export holds conversations but no messages to learn from (all were empty, "
-            "hidden or marked do-not-remember)."
-        )
+    lake = _lake(context)
+    # the rows this run parsed, else the current ones (a soulprint-only run)
+    conversation_batches = StoredParts(lake, _stored(context, lake, "conversation_batches"))
+    totals = start_generating(tracker, conversation_batches)
     try:
         generated = llm.generate(
             conversation_batches, on_progress=lambda f: tracker.advance(GENERATING, 0.9 * f)
@@ -186,28 +187,9 @@ def quick_pass_soulprint(
         # again; anything else fails at once
         wait = llm.retry_delay_seconds * 2**context.retry_number * random.uniform(0.75, 1.25)
         raise dg.RetryRequested(max_retries=llm.max_step_retries, seconds_to_wait=wait) from error
-    sections = generated.sections
-    columns = {
-        **totals,
-        "soulprint": sections,
-        "soulprint_text": render_markdown(sections),
-        **section_markdown(sections),
-        "ai_name": sections["identity"]["ai_name"],
-        "archetype": sections["identity"]["archetype"],
-    }
-    # counts of the person's messages by time only (three columns read, never the text)
-    activity = activity_of(conversation_batches.batches(columns=ACTIVITY_COLUMNS))
-    yield dg.Output(
-        # saved: the app may start with the quick pass while the memory is built
-        SoulprintToSave(
-            sections,
-            rows=manifest,
-            on_saved=lambda: tracker.complete(columns, REMEMBERING),
-            picture=render_png(activity),
-        ),
-        metadata={**generated.metadata, "activity_messages": activity.messages},
-    )
-    lake = _lake(context)
+    # saved: the app may start with the quick pass while the memory is built
+    soulprint, messages = to_save(tracker, conversation_batches, totals, generated)
+    yield dg.Output(soulprint, metadata={**generated.metadata, "activity_messages": messages})
     yield from soulprint_checks(
         lake, _stored(context, lake, "quick_pass_soulprint"), profiles.store, tracker
     )

@@ -113,14 +113,24 @@ class LakeIOManager(dg.ConfigurableIOManager):
             inputs = {"raw_export": obj.manifest} if isinstance(obj, LakeExport) else {}
         else:
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
-        staged = lake.stage(version, manifest, inputs)
-        metadata[LAKE_VERSION] = version.name
-        metadata["lake_inputs"] = dg.MetadataValue.json(staged["inputs"])
-        if not _read_downstream_in_run(context):
-            metadata["superseded"] = not lake.promote_chain(staged)
-            if isinstance(obj, SoulprintToSave) and not metadata["superseded"]:
-                obj.on_saved()
-        context.add_output_metadata(metadata)
+        context.add_output_metadata(
+            _store(lake, version, manifest, metadata, inputs, obj, _read_downstream_in_run(context))
+        )
+
+    def save_soulprint(
+        self, user_id: str, soulprint: SoulprintToSave
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Saves one user's soulprint as ``handle_output`` does, for a step of several users
+        (a backfill's batch, defs/backfill.py), to which Dagster gives one output for all:
+        the staged manifest and the materialization's metadata."""
+        lake = self.lake()
+        version = lake.new_version("quick_pass_soulprint", user_id)
+        manifest, metadata = self._save_soulprint(lake, version, soulprint)
+        inputs = {"conversation_batches": soulprint.rows}
+        metadata = _store(lake, version, manifest, metadata, inputs, soulprint, False)
+        staged = lake.staged("quick_pass_soulprint", user_id, version.name)
+        assert staged is not None  # just staged
+        return staged, metadata
 
     def _save_soulprint(
         self, lake: Lake, version: Version, soulprint: SoulprintToSave
@@ -237,6 +247,28 @@ def run_manifest(
         parent = instance.get_run_by_id(run_id)
         run_id = parent.parent_run_id if parent is not None else None
     return lake.require(asset, user_id)
+
+
+def _store(
+    lake: Lake,
+    version: Version,
+    manifest: dict[str, Any],
+    metadata: dict[str, Any],
+    inputs: dict[str, dict[str, Any]],
+    obj: Any,
+    read_downstream: bool,
+) -> dict[str, Any]:
+    """Stages a written version with the inputs it came from and, unless an asset of the run
+    downstream makes it current with its own, makes its chain current (telling the app of a
+    saved soulprint); the materialization's metadata."""
+    staged = lake.stage(version, manifest, inputs)
+    metadata[LAKE_VERSION] = version.name
+    metadata["lake_inputs"] = dg.MetadataValue.json(staged["inputs"])
+    if not read_downstream:
+        metadata["superseded"] = not lake.promote_chain(staged)
+        if isinstance(obj, SoulprintToSave) and not metadata["superseded"]:
+            obj.on_saved()
+    return metadata
 
 
 def _read_downstream_in_run(context: dg.OutputContext) -> bool:

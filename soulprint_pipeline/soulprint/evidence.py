@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY, UTC_MICROS
 from soulprint_pipeline.soulprint.sections import _words
+from soulprint_pipeline.soulprint.signals import StatedFacts
 
 #: The keyword counter is pruned to its KEYWORD_PRUNE_TO most common words whenever it grows
 #: past KEYWORD_LIMIT distinct words.
@@ -144,7 +145,7 @@ _POLITE_RE = (
 _LAUGH_RE = r"(?i)\b(ha(ha)+|lol|lmao|rofl|he(he)+)\b|[😂🤣😆😅]"
 _FEELING_RE = (
     r"(?i)\b(feel|feels|feeling|felt|stressed|stress|anxious|anxiety|worried|worry|overwhelmed"
-    r"|nervous|sad|lonely|happy|excited|frustrated|grateful|tired|exhausted|scared|upset|miss)\b"
+    r"|nervous|sad|lonely|happy|excited|frustrated|tired|exhausted|scared|upset)\b"
 )
 _LOWER_START_RE = r"^\p{Ll}"
 
@@ -285,6 +286,7 @@ class ProfileEvidence:
         self.keywords: Counter[str] = Counter()
         self.keyword_prunes = 0
         self.relations: Counter[tuple[str, str]] = Counter()
+        self.stated = StatedFacts()  # what the person says about themselves, dated
         self._custom: dict[str, float] = {}  # text -> newest time seen (seconds)
         self._memories: dict[str, float] = {}
 
@@ -318,6 +320,7 @@ class ProfileEvidence:
 
         if _count_true(signal):
             self._add_signals(batch.filter(signal))
+        self.stated.add(batch)
 
         users = batch.filter(is_user)
         if users.num_rows:
@@ -330,7 +333,11 @@ class ProfileEvidence:
     def _add_signals(self, rows: pa.RecordBatch) -> None:
         kinds = _strings(rows.column("content_type")).to_pylist()
         texts = _strings(rows.column("text")).to_pylist()
-        times = pc.cast(_utc_micros(rows.column("created_at")), pa.int64()).to_pylist()
+        when = _utc_micros(rows.column("created_at"))
+        if "conversation_created_at" in rows.schema.names:
+            # a custom-instructions row has no time of its own: its conversation's is when it held
+            when = pc.coalesce(when, _utc_micros(rows.column("conversation_created_at")))
+        times = pc.cast(when, pa.int64()).to_pylist()
         for kind, text, micros in zip(kinds, texts, times, strict=True):
             text = (text or "").strip()[:MAX_SIGNAL_CHARS]
             if not text:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from soulprint_pipeline.soulprint.evidence import ProfileEvidence, evidence_summary
 from soulprint_pipeline.soulprint.llm import ask_for_soulprint
@@ -34,6 +36,7 @@ from soulprint_pipeline.soulprint.offline import offline_soulprint
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt, user_message
 from soulprint_pipeline.soulprint.sampling import (
     COLUMNS,
+    Sample,
     SampleLimits,
     render_sample,
     sample_conversations,
@@ -130,13 +133,19 @@ def _offline(
     )
 
 
-def _ask_model(
-    parts: StoredParts, settings: ModelSettings, on_progress: Callable[[float], None] | None
-) -> Generated:
+def model_input(batches: Iterable[pa.RecordBatch], settings: ModelSettings) -> tuple[Sample, str]:
+    """The sample of ``batches`` and the user turn a model backend sends for it (no network)."""
     limits = SampleLimits(
         token_budget=settings.token_budget, max_conversations=settings.max_conversations
     )
-    sample = sample_conversations(parts.batches(COLUMNS), limits)
+    sample = sample_conversations(batches, limits)
+    return sample, user_message(render_sample(sample))
+
+
+def _ask_model(
+    parts: StoredParts, settings: ModelSettings, on_progress: Callable[[float], None] | None
+) -> Generated:
+    sample, user = model_input(parts.batches(COLUMNS), settings)
     if on_progress is not None:
         on_progress(0.3)  # sampled; the model call is the rest
     prompt = quick_pass_prompt()
@@ -147,7 +156,7 @@ def _ask_model(
                 client,
                 model=settings.model,
                 system=prompt.system,
-                user=user_message(render_sample(sample)),
+                user=user,
                 max_tokens=settings.max_output_tokens,
             )
 

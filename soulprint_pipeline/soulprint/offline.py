@@ -21,24 +21,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from soulprint_pipeline.soulprint.evidence import WEEKDAYS, ProfileEvidence, languages, share
-from soulprint_pipeline.soulprint.facts import (
-    fact_sentences,
-    how_to_respond,
-    personal_facts,
-    relationships,
-    stated_address,
-    stated_location,
-    stated_name,
-    stated_occupation,
+from soulprint_pipeline.soulprint.evidence import (
+    STOPWORDS,
+    WEEKDAYS,
+    ProfileEvidence,
+    languages,
+    share,
 )
+from soulprint_pipeline.soulprint.facts import fact_sentences, personal_facts, relationships
 from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, _cap, validate_sections
 from soulprint_pipeline.soulprint.themes import (
     THEME_LABELS,
     THEME_NAMES,
     THEME_ROLES,
     THEME_USAGE,
-    THEMES,
     theme_scores,
 )
 
@@ -74,6 +70,7 @@ class _Reading:
     location: str
     occupation: str
     relationships: list[str]
+    interests: list[str]  # stated interests, the most trusted first
     preferences: list[str]  # stated preferences ("prefers concise answers")
     other_facts: list[str]  # other facts about the person, from their profile signals
     themes: list[str]  # topic themes, strongest first
@@ -106,14 +103,32 @@ class _Reading:
         return [THEME_LABELS[theme] for theme in self.themes[:count]]
 
 
+def _stated(evidence: ProfileEvidence, kind: str) -> str:
+    candidate = evidence.stated.best(kind)
+    return candidate.value if candidate is not None else NOT_ENOUGH_DATA
+
+
+def _stated_interests(evidence: ProfileEvidence) -> list[str]:
+    """Interests the person states ("I play bass guitar", "me encanta la jardinería"), the most
+    trusted first; a phrase of filler words alone is no interest."""
+    out = []
+    for candidate in evidence.stated.all_of("interest"):
+        words = candidate.value.lower().split()
+        if any(word not in STOPWORDS for word in words):
+            out.append(candidate.value)
+    return out
+
+
 def _read(evidence: ProfileEvidence) -> _Reading:
     n = evidence.user_messages
-    custom = evidence.custom_instructions
-    facts = fact_sentences(custom + evidence.memories)
-    instructions = how_to_respond(custom[0]) if custom else []
-    name = stated_name(facts)
-    location = stated_location(facts)
-    occupation = stated_occupation(facts)
+    stated = evidence.stated
+    versions = stated.versions()
+    about = versions[0][1] if versions else ""
+    facts = fact_sentences([about, *evidence.memories])
+    instructions = stated.instructions()
+    name = _stated(evidence, "name")
+    location = _stated(evidence, "location")
+    occupation = _stated(evidence, "occupation")
     personal = personal_facts(facts, (name, location, occupation))
     preferences = [fact for fact in personal if "prefer" in fact.lower()]
     themes = [theme for theme, _ in theme_scores(evidence)]
@@ -124,10 +139,11 @@ def _read(evidence: ProfileEvidence) -> _Reading:
         instructions=instructions,
         no_emoji_asked=any(re.search(r"(?i)\bno emoji", s) for s in instructions + facts),
         name=name,
-        address=stated_address(facts),
+        address=_stated(evidence, "preferred_address"),
+        interests=_stated_interests(evidence),
         location=location,
         occupation=occupation,
-        relationships=relationships(evidence, facts),
+        relationships=_relationships(evidence, facts),
         preferences=preferences,
         other_facts=[fact for fact in personal if fact not in preferences],
         themes=themes,
@@ -147,6 +163,17 @@ def _read(evidence: ProfileEvidence) -> _Reading:
         coding="coding" in themes[:3] or code_rate >= 0.03,
         research=share(evidence.tether_quotes, max(evidence.conversations, 1)) >= 0.02,
     )
+
+
+def _relationships(evidence: ProfileEvidence, facts: list[str]) -> list[str]:
+    """The people and pets the person names in their profile or chats, then the ones their
+    messages mention most; six at most."""
+    out = [candidate.value for candidate in evidence.stated.all_of("relationship")]
+    named = {value.split(" (")[0] for value in out}
+    for item in relationships(evidence, facts):
+        if item.split(" (")[0] not in named and item not in out:
+            out.append(item)
+    return out[:6]
 
 
 def _traits(r: _Reading) -> list[str]:
@@ -171,13 +198,8 @@ def _traits(r: _Reading) -> list[str]:
         ("practical", bool({"planning", "career", "finance"} & top)),
         ("consistent", r.evidence.conversations >= 100),
     ]
-    traits = [trait for trait, holds in candidates if holds][:7]
-    for fallback in ("inquisitive", "self-directed", "pragmatic"):
-        if len(traits) >= 3:
-            break
-        if fallback not in traits:
-            traits.append(fallback)
-    return traits
+    # without evidence, no trait: never a padded default
+    return [trait for trait, holds in candidates if holds][:7]
 
 
 def _soul(r: _Reading) -> dict[str, Any]:
@@ -278,14 +300,13 @@ def _identity(r: _Reading, soul: Mapping[str, Any]) -> dict[str, Any]:
 
 def _user(r: _Reading) -> dict[str, Any]:
     evidence = r.evidence
-    interests = r.theme_labels(4)
-    covered = set().union(*(THEMES[theme] for theme in r.themes[:4]))
-    mentioned = {name.lower() for (_, name) in evidence.relations if name}
-    for word in r.keywords:
-        if len(interests) >= 10:
-            break
-        if word not in mentioned and word not in covered and word not in interests:
-            interests.append(word)
+    # what they say they do, then the topics their messages keep coming back to; never a raw
+    # frequent word (fillers and polite closings are frequent too)
+    interests: list[str] = []
+    for interest in r.interests + r.theme_labels(4):
+        if interest.lower() not in (item.lower() for item in interests):
+            interests.append(interest)
+    interests = interests[:10]
 
     context: list[str] = []
     if r.other_facts:
@@ -330,9 +351,10 @@ def _agents(r: _Reading) -> dict[str, Any]:
             style += "; bullet points welcome"
         agents["response_style"] = style
 
-    rules: list[str] = []
-    if r.instructions:
-        rules.append(f"Follow the person's standing instruction: {r.instructions[0]}")
+    rules = [
+        f"Follow the person's standing instruction: {instruction.rstrip('.')}"
+        for instruction in r.instructions[:3]
+    ]
     if r.n:
         candidates = [
             (f"Reply in the language of the message ({_join(r.languages[:4])})", multilingual),
@@ -344,15 +366,7 @@ def _agents(r: _Reading) -> dict[str, Any]:
             ("Cite sources when stating facts from the web", r.research),
             ("Remember the people and pets the person mentions by name", bool(r.relationships)),
         ]
-        rules += [rule for rule, holds in candidates if holds]
-        for fallback in (
-            "Ask one clarifying question when a request is ambiguous",
-            "Be honest about uncertainty instead of guessing",
-            "Suggest a concrete next step at the end of advice",
-        ):
-            if len(rules) >= 3:
-                break
-            rules.append(fallback)
+        rules += [rule for rule, holds in candidates if holds]  # no padded defaults
     agents["behavioral_rules"] = rules[:7]
 
     if r.n:
@@ -463,14 +477,15 @@ def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
     """A deterministic soulprint computed from the evidence alone (no network, no model).
 
     Same evidence, same sections. Style fields come from the person's own messages (length,
-    questions, politeness, emoji, laughter, feelings, languages), interests from the topics
-    their most frequent keywords suggest and the keywords themselves, usage from content types
-    (code, images, browsing, code execution) and topics, depth from the assistant's answer
-    lengths, the AI's name from a themed list, picked by a hash of the evidence. Name,
-    location and occupation are read only where custom instructions or memories state them
-    plainly ("my name is X", "I live in X", "I am a X", "User works as a X"). Without evidence
-    a field is ``NOT_ENOUGH_DATA`` or ``[]`` (the validation fills what a builder leaves
-    out). The result passes :func:`validate_sections`.
+    questions, politeness, emoji, laughter, feelings, languages), interests from what they say
+    they do and the topics their messages keep coming back to (never a raw frequent word),
+    usage from content types (code, images, browsing, code execution) and topics, depth from
+    the assistant's answer lengths, the AI's name from a themed list, picked by a hash of the
+    evidence. Name, location, occupation, relationships and standing instructions are what
+    the person states (signals.py): the newest custom instructions first, then memories, then
+    their chats. Without evidence a field is ``NOT_ENOUGH_DATA`` or ``[]``, never a padded
+    default (the validation fills what a builder leaves out). The result passes
+    :func:`validate_sections`.
     """
     reading = _read(evidence)
     soul = _soul(reading)

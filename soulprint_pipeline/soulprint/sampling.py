@@ -3,7 +3,11 @@
 The cost of a soulprint must not grow with the export: a 2 GB export costs what a 50 MB one
 does. One streaming pass over the rows keeps, in bounded memory, the conversations that say
 the most about the person (by how much they wrote, how many turns, how recently), then the
-best are taken until the budget is used. Custom instructions and saved memories are always in.
+best are taken until the budget is used. Custom instructions (ChatGPT's wrapper text removed,
+versions dated, newest first) and saved memories (each one once) are always in, and so are
+the candidate facts mined from every row (signals.py), so a fact stated once in one chat of
+thousands reaches the model. The budget goes to the person: assistant turns are cut short
+and tool output is left out.
 
 Bedrock's client offers no token counting, so tokens are estimated from UTF-8 bytes (about 3.5
 bytes a token for English prose, and CJK characters, 3 bytes each, come out near one token).
@@ -22,6 +26,11 @@ from typing import Any
 import pyarrow as pa
 
 from soulprint_pipeline.export.rows import CONVERSATION_COLUMNS, CUSTOM_INSTRUCTIONS, MEMORY
+from soulprint_pipeline.soulprint.signals import (
+    StatedFacts,
+    custom_instruction_parts,
+    memory_items,
+)
 
 BYTES_PER_TOKEN = 3.5
 COLUMNS = CONVERSATION_COLUMNS
@@ -41,10 +50,11 @@ class SampleLimits:
     target_conversations: int = 25  # each conversation gets at most budget / this
     max_conversations: int = 50
     max_user_chars: int = 1_500  # per message; the person's own words matter most
-    max_assistant_chars: int = 500
+    max_assistant_chars: int = 100  # context only: the assistant's words are no evidence
     max_conversation_chars: int = 40_000  # what one conversation may bring, before the budget
     min_user_words: int = 12  # a conversation with less says nothing about the person
     signal_token_share: float = 0.15  # custom instructions and memories, at most
+    candidate_token_share: float = 0.08  # the candidate facts mined from every row, at most
 
 
 @dataclass
@@ -89,29 +99,48 @@ class Sample:
     eligible_conversations: int
     estimated_tokens: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    candidate_facts: list[str] = field(default_factory=list)  # dated, quoted, most trusted first
 
 
 #: A custom instruction or memory, by its text (whitespace folded), with the newest time seen.
 Signals = dict[str, dict[str, tuple[float, str]]]
 
 
+def _signal_texts(content_type: str, text: str) -> list[tuple[str, str]]:
+    """``(key, text)`` of what one signal row holds: a custom-instructions version without
+    ChatGPT's wrapper, or each memory of a memory snapshot (so a memory kept in many snapshots
+    is sent once)."""
+    if content_type == CUSTOM_INSTRUCTIONS:
+        about, respond = custom_instruction_parts(text)
+        kept = f"About me: {about}\nHow to respond: {respond}" if respond else about
+        return [(" ".join(kept.split()), kept)] if kept else []
+    return [(" ".join(memory.split()), memory) for memory in memory_items(text)]
+
+
 def _conversations(
-    batches: Iterable[pa.RecordBatch], limits: SampleLimits, signals: Signals
+    batches: Iterable[pa.RecordBatch],
+    limits: SampleLimits,
+    signals: Signals,
+    stated: StatedFacts,
 ) -> Iterator[SampledConversation]:
     """Rows grouped back into conversations (a conversation's rows are contiguous)."""
     current: SampledConversation | None = None
     for batch in batches:
-        for row in batch.select(COLUMNS).to_pylist():
+        batch = batch.select(COLUMNS)
+        stated.add(batch)
+        for row in batch.to_pylist():
             content_type, text = row["content_type"], row["text"]
             if content_type in (CUSTOM_INSTRUCTIONS, MEMORY):
                 # a signal row has no time of its own: its conversation's says when it held
                 when = row["created_at"] or row["conversation_created_at"]
                 seconds = when.timestamp() if when is not None else float("-inf")
-                key = " ".join(text.split())
-                seen = signals[content_type].get(key)
-                if seen is None or seconds > seen[0]:
-                    signals[content_type][key] = (seconds, text)
+                for key, kept in _signal_texts(content_type, text):
+                    seen = signals[content_type].get(key)
+                    if seen is None or seconds > seen[0]:
+                        signals[content_type][key] = (seconds, kept)
                 continue
+            if row["role"] == "tool":
+                continue  # tool output (code results, web pages) says nothing of the person
             conversation_id = row["conversation_id"] or ""
             if current is None or current.conversation_id != conversation_id:
                 if current is not None:
@@ -146,11 +175,12 @@ def sample_conversations(
     """Pick the conversations the model sees; deterministic for the same rows."""
     limits = limits or SampleLimits()
     signals: Signals = {CUSTOM_INSTRUCTIONS: {}, MEMORY: {}}
+    stated = StatedFacts()
     keep = limits.max_conversations * 4
     best: list[tuple[float, str, SampledConversation]] = []  # a min-heap of the most substantial
     short: list[tuple[float, str, SampledConversation]] = []  # fallback when few are long enough
     total = eligible = 0
-    for conversation in _conversations(batches, limits, signals):
+    for conversation in _conversations(batches, limits, signals, stated):
         total += 1
         entry = (_substance(conversation), conversation.conversation_id, conversation)
         if conversation.user_words >= limits.min_user_words and conversation.user_turns >= 1:
@@ -189,6 +219,18 @@ def sample_conversations(
             break
         kept_memories.append(memory)
         used += cost
+    # every stated fact, from every row: one said once in one chat of thousands still counts
+    candidate_budget = used + int(limits.token_budget * limits.candidate_token_share)
+    candidate_facts: list[str] = []
+    for candidate in stated.candidates():
+        if candidate.kind == "instruction":
+            continue  # the custom instructions block holds them whole
+        line = candidate.line()
+        cost = estimate_tokens(f"- {line}") + 1
+        if used + cost > candidate_budget:
+            break
+        candidate_facts.append(line)
+        used += cost
     chosen: list[SampledConversation] = []
     # no conversation may crowd out the others: a representative sample is a broad one
     per_conversation = (limits.token_budget - used) // limits.target_conversations
@@ -207,6 +249,7 @@ def sample_conversations(
         conversations=chosen,
         custom_instructions=custom,
         memories=kept_memories,
+        candidate_facts=candidate_facts,
         total_conversations=total,
         eligible_conversations=eligible,
         estimated_tokens=used,
@@ -256,6 +299,10 @@ def render_sample(sample: Sample) -> str:
         lines.append("<saved_memories>")
         lines += [f"- {escaped(memory)}" for memory in sample.memories]
         lines.append("</saved_memories>")
+    if sample.candidate_facts:
+        lines.append("<candidate_facts>")
+        lines += [f"- {escaped(line)}" for line in sample.candidate_facts]
+        lines.append("</candidate_facts>")
     lines.append("<conversations>")
     lines += [conversation.render() for conversation in sample.conversations]
     lines.append("</conversations>")
@@ -265,6 +312,7 @@ def render_sample(sample: Sample) -> str:
 #: What render_sample adds around the texts, and room for the request that follows the block.
 _FRAME = (
     "<custom_instructions>\n</custom_instructions>\n<saved_memories>\n</saved_memories>\n"
+    "<candidate_facts>\n</candidate_facts>\n"
     "<conversations>\n</conversations>\n" + "x" * 4 * 64
 )
 

@@ -10,52 +10,59 @@ from __future__ import annotations
 from soulprint_pipeline.soulprint.evidence import ProfileEvidence
 from soulprint_pipeline.soulprint.sections import _words
 
+#: Words specific enough to name a topic: generic ones ("list", "error", "file", "email",
+#: "draft") come up in any chat and once made every person a "Writing Partner". English, with
+#: the Spanish and French words of the same topics.
 THEMES: dict[str, frozenset[str]] = {
     "coding": _words(
-        "python code function error regex sql api database javascript bug script pipeline "
-        "query server deploy git docker latency cache index column file loop tuple list "
-        "certificate program programming debug compile class variable json csv"
+        "python code function regex sql api database javascript bug script git docker "
+        "kubernetes terraform bash deploy compile debug programming json csv typescript"
     ),
     "writing": _words(
-        "writing essay letter email paragraph rewrite proofread blog title titles toast draft "
-        "story poem cover grammar sentence tone wording edit"
+        "writing essay proofread blog story poem grammar novel rewrite manuscript "
+        "escribir ensayo cuento écrire rédaction"
     ),
     "cooking": _words(
         "recipe dinner dinners cook cooking risotto paella sourdough bread flour bake baking "
-        "breakfast meal meals dough food kitchen starter cake stock vegetarian"
+        "breakfast meal meals dough food kitchen cake vegetarian receta recetas cena cocina "
+        "cocinar garbanzos recette cuisine dîner repas végétarienne"
     ),
     "fitness": _words(
         "run running race workout training stretch knee injury exercise gym hiking fitness "
-        "marathon hamstrings muscles weight"
+        "marathon hamstrings muscles correr entrenamiento gimnasio entraînement randonnée"
     ),
     "health": _words(
-        "sleep asleep health doctor diet tired stress anxiety symptoms therapy wellbeing"
+        "sleep asleep health doctor diet stress anxiety symptoms therapy wellbeing dormir "
+        "sueño salud médico sommeil santé"
     ),
     "travel": _words(
-        "travel trip voyage flight hotel moving lisbon japan tokyo paris itinerary "
-        "vacation holiday visit"
+        "travel trip voyage flight hotel lisbon japan tokyo paris itinerary vacation holiday "
+        "viaje vacaciones vuelo vacances itinéraire"
     ),
     "career": _words(
-        "work job manager career interview meeting report role promotion transfer resume "
-        "status team colleague boss startup product quarterly"
+        "job manager career interview meeting promotion transfer resume colleague boss "
+        "startup quarterly trabajo turno turnos supervisora jefe travail réunion"
     ),
     "finance": _words(
         "budget money mortgage expenses savings rent invest investing fund spreadsheet tax "
-        "taxes salary groceries loan"
+        "taxes salary groceries loan invoice presupuesto ahorro dinero budget épargne"
     ),
     "family": _words(
         "daughter son wife husband family kids children sister brother wedding grandma "
-        "parents mom dad baby dog cat pet"
+        "parents baby dog cat pet hijo hija hermano hermana familia perro fille fils famille"
     ),
     "languages": _words(
-        "french spanish japanese german english chinese italian grammar translate "
-        "translation vocabulary language languages pronunciation"
+        "french spanish japanese german english chinese italian translate translation "
+        "vocabulary language languages pronunciation idioma traducir traduire langue"
     ),
-    "music": _words("piano guitar song songs music chords scales sing practice band"),
-    "reading": _words("book books novel reading author chapter literature poetry"),
+    "music": _words(
+        "piano guitar song songs music chords scales sing band ukulele ukelele acordes "
+        "canción chanson chorale chant répétition"
+    ),
+    "reading": _words("book books novel reading author chapter literature poetry libro livre"),
     "planning": _words(
-        "plan planning schedule pomodoro productivity goals focus steps template week weekly "
-        "routine organize habit deadline calendar"
+        "planning schedule pomodoro productivity goals routine organize habit deadline "
+        "calendar organizar horario organiser"
     ),
 }
 THEME_LABELS = {

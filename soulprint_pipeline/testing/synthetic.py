@@ -740,6 +740,9 @@ class _Conversation:
 class _Generator:
     """Writes conversations one at a time from a seeded random stream."""
 
+    #: what builds each conversation (personas.py plants a person's facts through a subclass)
+    conversation_class: type[_Conversation] = _Conversation
+
     def __init__(
         self, seed: int | str, start_time: float = pools.NEWEST_TIME, giant_pastes: bool = True
     ) -> None:
@@ -848,7 +851,7 @@ class _Generator:
             sink.write(_ENCODE(record))
             return
 
-        conv = _Conversation(
+        conv = self.conversation_class(
             self,
             start,
             model,

@@ -198,3 +198,103 @@ def test_deploy_config_reads_the_server_from_the_environment(pg_env: dict[str, s
     assert db["username"] == pg_env["DAGSTER_PG_USER"]
     assert db["password"] == ""
     assert db["db_name"] == pg_env["DAGSTER_PG_DB"]
+
+
+# --------------------------------------------------------------------------------------------
+# deploy/dagster-k8s.yaml: the instance deploy/helm/values.yaml gives the cluster's pods
+
+K8S_CONFIG = ROOT / "deploy" / "dagster-k8s.yaml"
+HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
+
+#: A kubeconfig for a cluster that is never called: the launcher only reads it at start-up.
+KUBECONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:1"}}],
+    "users": [{"name": "test", "user": {"token": "unused"}}],
+    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+    "current-context": "test",
+}
+
+
+@pytest.fixture
+def k8s_instance(tmp_path: Path, pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
+    """deploy/dagster-k8s.yaml as deployed, but for where the launcher finds its cluster: a
+    pod's service account in the cluster, a kubeconfig file here."""
+    home = _home(tmp_path, K8S_CONFIG)
+    config = yaml.safe_load(K8S_CONFIG.read_text())
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
+    launcher = config["run_launcher"]["config"]
+    assert launcher["load_incluster_config"] is True
+    launcher.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def test_k8s_config_launches_runs_as_kubernetes_jobs(k8s_instance: dg.DagsterInstance) -> None:
+    from dagster_k8s import K8sRunLauncher
+    from dagster_postgres import PostgresRunStorage
+
+    launcher = k8s_instance.run_launcher
+    assert isinstance(launcher, K8sRunLauncher)
+    assert launcher.instance_config_map == "soulprint-dagster-instance"
+    assert launcher.postgres_password_secret == "dagster-postgresql-secret"
+    assert launcher.env_secrets == ["soulprint-secrets"]
+    assert launcher.job_image is None  # each run starts from its code location's image
+    resources = launcher.run_k8s_config["container_config"]["resources"]
+    assert resources["limits"]["memory"] == "2Gi"
+    # run monitoring reads the Jobs' health from Kubernetes, so a dead run pod fails its run
+    assert launcher.supports_check_run_worker_health
+    assert k8s_instance.run_monitoring_enabled
+
+    assert isinstance(k8s_instance.run_storage, PostgresRunStorage)
+    assert isinstance(k8s_instance.run_coordinator, QueuedRunCoordinator)
+    _assert_one_run_per_user(k8s_instance, max_runs=50)
+    assert k8s_instance.get_concurrency_config().pool_config.default_pool_limit == 4
+    run = _run(k8s_instance, "alice")
+    assert k8s_instance.get_run_by_id(run.run_id).tags["dagster/partition"] == "alice"
+
+
+def test_helm_values_render_the_k8s_instance() -> None:
+    """The chart's values say what deploy/dagster-k8s.yaml holds (the chart renders one from
+    the other; helm itself is not on this machine)."""
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    instance = yaml.safe_load(K8S_CONFIG.read_text())
+    dev = yaml.safe_load(DEV_CONFIG.read_text())
+
+    assert values["runLauncher"]["type"] == instance["run_launcher"]["class"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    config = instance["run_launcher"]["config"]
+    assert [s["name"] for s in launcher["envSecrets"]] == config["env_secrets"]
+    assert (
+        launcher["runK8sConfig"]["containerConfig"]["resources"]
+        == config["run_k8s_config"]["container_config"]["resources"]
+    )
+    assert values["global"]["postgresqlSecretName"] == config["postgres_password_secret"]
+    assert values["postgresql"]["enabled"] is False  # an external PostgreSQL
+    assert values["generatePostgresqlPasswordSecret"] is False  # its password from a secret
+
+    runs = values["concurrency"]["runs"]
+    assert values["concurrency"]["enabled"] is True
+    assert runs["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    # one run per user, exactly as the embedded default and deploy/dagster.yaml say
+    assert runs["tagConcurrencyLimits"] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert ONE_RUN_PER_USER in dev["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert ONE_RUN_PER_USER in runs["tagConcurrencyLimits"]
+    pools = values["concurrency"]["pools"]
+    assert pools["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
+
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"] is instance["run_monitoring"]["enabled"] is True
+    assert monitoring["maxRuntimeSeconds"] == instance["run_monitoring"]["max_runtime_seconds"]
+    assert monitoring["startTimeoutSeconds"] == instance["run_monitoring"]["start_timeout_seconds"]
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+
+    # the code location's secrets come from a Kubernetes secret, never from the values
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    assert [s["name"] for s in location["envSecrets"]] == ["soulprint-secrets"]
+    secret_like = ("KEY", "SECRET", "PASSWORD", "TOKEN", "PROFILES_URL")
+    assert not [e["name"] for e in location["env"] if any(w in e["name"] for w in secret_like)]
+    assert location["includeConfigInLaunchedRuns"]["enabled"] is True

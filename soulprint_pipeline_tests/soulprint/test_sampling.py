@@ -106,3 +106,33 @@ def test_the_newest_custom_instructions_and_memories_come_first_dated() -> None:
         "(2025-03-01) Runs on Sundays.",
     ]
     assert render_sample(sample).index("city-2026") < render_sample(sample).index("city-2025")
+
+
+def test_a_fact_stated_once_reaches_the_model_with_its_date_and_quote(tmp_path: Path) -> None:
+    from soulprint_pipeline.testing.personas import PERSONAS, write_persona_export
+
+    path = tmp_path / "persona.json"
+    truth = write_persona_export(PERSONAS[2], str(path), conversations=400)
+    once = [plant for plant, where in truth.plant_conversations.items() if len(where) == 1]
+    sample = sample_conversations(ExportReader(str(path)).batches())
+    block = render_sample(sample)
+    sampled = "\n".join(c.render() for c in sample.conversations)
+    assert once and not any(plant[:40] in sampled for plant in once)  # not in the sample...
+    facts = block[block.index("<candidate_facts>") : block.index("</candidate_facts>")]
+    assert "relationship: Imogen (daughter) [chat, 20" in facts  # ...yet dated, quoted, here
+    assert '"My daughter Imogen starts university' in facts
+    # the custom instructions without ChatGPT's wrapper, the newest version first
+    custom = block[block.index("<custom_instructions>") : block.index("</custom_instructions>")]
+    assert "acknowledge" not in custom and "```" not in custom
+    assert custom.index("Solicitor") < custom.index("paralegal")
+    # the budget goes to the person: assistant turns cut short, no tool output
+    roles = [role for c in sample.conversations for role, _ in c.messages]
+    assert "tool" not in roles
+    assert all(
+        len(text) <= SampleLimits().max_assistant_chars
+        for c in sample.conversations
+        for role, text in c.messages
+        if role == "assistant"
+    )
+    lines = facts.splitlines()[1:]
+    assert len(lines) == len(set(lines))  # one line per fact

@@ -97,15 +97,26 @@ class BedrockStub:
 
     def __init__(self) -> None:
         self.replies: list[Reply] = []
+        self.then: Reply | None = None
+        self.latency = 0.0
+        #: Anthropic calls being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[Recorded] = []
         self.url = ""
         self._lock = threading.Lock()  # Titan calls arrive in parallel
         self._titan_reset()
 
-    def script(self, *replies: Reply) -> None:
-        """The Anthropic route's next answers, in order; forgets the requests received."""
+    def script(self, *replies: Reply, then: Reply | None = None, latency: float = 0.0) -> None:
+        """The Anthropic route's next answers, in order, then ``then`` for every later call
+        (an error if None), each taking ``latency`` seconds at least; forgets the requests
+        received."""
         with self._lock:
             self.replies = list(replies)
+            self.then = then
+            self.latency = latency
+            self.in_flight = 0
+            self.max_in_flight = 0
             self.requests = []
             self._titan_reset()
 
@@ -132,10 +143,19 @@ class BedrockStub:
         self.titan_in_flight = 0
         self.titan_max_in_flight = 0
 
-    def _next(self) -> Reply:
-        if not self.replies:
-            return Reply(status=500, text="no reply scripted")
-        return self.replies.pop(0)
+    def _enter(self, request: Recorded) -> tuple[Reply, float]:
+        """Records an Anthropic call and picks its reply (calls may arrive in parallel)."""
+        with self._lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.replies:
+                return self.replies.pop(0), self.latency
+            return self.then or Reply(status=500, text="no reply scripted"), self.latency
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _titan_enter(self, request: Recorded) -> tuple[Reply | None, float]:
         with self._lock:
@@ -167,15 +187,21 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
             if "inputText" in body:  # Titan's, whatever the model id (an ARN, a profile)
                 self._titan(Recorded(model, headers, body))
                 return
-            stub.requests.append(Recorded(model, headers, body))
-            reply = stub._next()
+            reply, latency = stub._enter(Recorded(model, headers, body))
+            try:
+                time.sleep(latency)
+                self._anthropic(reply, len(stub.requests))
+            finally:
+                stub._leave()
+
+        def _anthropic(self, reply: Reply, number: int) -> None:
             if reply.status != 200:
                 self._send(reply.status, {"message": reply.text or "error"}, reply.headers)
                 return
             self._send(
                 200,
                 {
-                    "id": f"msg_{len(stub.requests)}",
+                    "id": f"msg_{number}",
                     "type": "message",
                     "role": "assistant",
                     "model": "claude-haiku-4-5-20251001",

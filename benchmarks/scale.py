@@ -1,0 +1,345 @@
+"""Many users through the real daemon and run queue: imports per hour, the per-user fixed
+cost broken down, and a soulprint backfill batched and unbatched.
+
+    python -m benchmarks.scale [--users 16] [--latency 2.0] [--llm 16] [--export-kb 200]
+
+* **Imports**: ``--users`` generated exports of ``--export-kb`` KB in a fresh uploads folder;
+  ``dagster-daemon`` on a fresh instance (the repository's ``dagster.yaml``: 4 runs at once,
+  one per user) with the upload sensor every 5 s, the offline model and embedder; from the
+  first run's creation to the last run's end: imports per hour.
+* **Fixed cost per user**, from the import runs' event logs, mean per run: run launch
+  (``RUN_STARTING`` to ``RUN_START``: a process, the code loaded), step launch (each step's
+  ``STEP_WORKER_STARTING`` to ``STEP_START``, resource initialisation included), resource init
+  (``RESOURCE_INIT_STARTED`` to ``..._SUCCESS``), lake reads (``STEP_START`` to
+  ``LOADED_INPUT``), the steps' own work, and mirror writes (the run's progress writes, times
+  the cost of one ``user_profiles`` write measured on the same SQLite store).
+* **Backfill**: the Bedrock stub answering after ``--latency`` s, ``llm`` pool ``--llm``; an
+  asset backfill of ``quick_pass_soulprint`` over every user, run by the daemon, once with the
+  default batch (``SOULPRINT_BACKFILL_BATCH`` 25) and once with 1 (a run per user): wall time,
+  users per minute, runs, and the most model calls the stub saw in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.memory import aws_environment
+from benchmarks.table import print_aligned
+
+ROOT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _serve_stub(latency: float) -> None:
+    """The tests' Bedrock stub answering every soulprint call after ``latency`` s, on
+    loopback until stdin closes; then prints the most calls it had in flight."""
+    from http.server import ThreadingHTTPServer
+
+    from soulprint_pipeline_tests.support.bedrock_stub import (
+        BedrockStub,
+        Recorded,
+        Reply,
+        _handler,
+        soulprint_json,
+    )
+
+    class ForgetfulStub(BedrockStub):
+        def _enter(self, request: Recorded) -> Any:
+            answer = super()._enter(request)
+            with self._lock:
+                self.requests.clear()
+            return answer
+
+    stub = ForgetfulStub()
+    stub.script(then=Reply(soulprint_json("Nova")), latency=latency)
+
+    class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
+        protocol_version = "HTTP/1.1"
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}"}), flush=True)
+    sys.stdin.read()
+    server.shutdown()
+    print(json.dumps({"max_in_flight": stub.max_in_flight}), flush=True)
+
+
+class Stub:
+    """The stub in its own process."""
+
+    def __init__(self, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.scale", "_serve_stub", str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = json.loads(self.process.stdout.readline())["url"]
+
+    def stop(self) -> int:
+        """Stops it; the most calls it had in flight."""
+        out, _ = self.process.communicate(input="", timeout=30)
+        return int(json.loads(out.strip().splitlines()[-1])["max_in_flight"])
+
+
+class Daemon:
+    """``dagster-daemon run`` on the code location, in its own process group."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-m", "soulprint_pipeline.definitions"],
+            env=env,
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+        self.log.close()
+
+
+def _wait(done: Any, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        time.sleep(1)
+
+
+def _finished(instance: Any, runs: list[Any]) -> list[Any]:
+    from dagster import DagsterRunStatus
+
+    ended = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    return [r for r in runs if instance.get_run_by_id(r.run_id).status in ended]
+
+
+def _spans(instance: Any, run_id: str) -> dict[str, float]:
+    """Seconds of each fixed cost in one run, from its event log."""
+    from dagster import DagsterEventType as T
+
+    events = [e for e in instance.all_logs(run_id) if e.dagster_event is not None]
+    first: dict[tuple[str, str | None], float] = {}
+    for event in events:
+        first.setdefault((event.dagster_event.event_type_value, event.step_key), event.timestamp)
+
+    def span(start: T, end: T, step: str | None = None) -> float:
+        a, b = first.get((start.value, step)), first.get((end.value, step))
+        return b - a if a is not None and b is not None else 0.0
+
+    steps = {e.step_key for e in events if e.step_key}
+    spans = defaultdict(float)
+    spans["run launch"] = span(T.RUN_STARTING, T.RUN_START)
+    for step in steps:
+        spans["step launch"] += span(T.STEP_WORKER_STARTING, T.STEP_START, step)
+        spans["resource init"] += span(T.RESOURCE_INIT_STARTED, T.RESOURCE_INIT_SUCCESS, step)
+        spans["lake reads"] += span(T.STEP_START, T.LOADED_INPUT, step)
+        spans["step work"] += span(T.STEP_START, T.STEP_SUCCESS, step)
+    spans["step work"] -= spans["lake reads"]
+    spans["progress writes"] = sum(
+        1 for e in events if e.dagster_event.event_type_value == T.ASSET_OBSERVATION.value
+    )
+    spans["whole run"] = span(T.RUN_STARTING, T.RUN_SUCCESS)
+    return spans
+
+
+def _mirror_write_seconds(profiles_url: str) -> float:
+    """One progress write to ``user_profiles`` (mean of 50, on the import's own store)."""
+    from soulprint_pipeline.mirror.registry import open_profile_store
+
+    store = open_profile_store(profiles_url)
+    try:
+        started = time.perf_counter()
+        for i in range(50):
+            store.upsert("bench-mirror", {"import_status": "processing", "progress_percent": i})
+        return (time.perf_counter() - started) / 50
+    finally:
+        store.close()
+
+
+def _backfill(instance: Any, users: list[str]) -> str:
+    from dagster import AssetKey
+    from dagster._core.execution.backfill import PartitionBackfill
+
+    from soulprint_pipeline.definitions import defs
+
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=uuid.uuid4().hex[:8],
+        asset_graph=defs.resolve_asset_graph(),
+        partition_names=users,
+        asset_selection=[AssetKey("quick_pass_soulprint")],
+        backfill_timestamp=time.time(),
+        tags={},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=None,
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
+
+
+def measure(
+    users: int, latency: float, llm: int, export_kb: int, keep: bool = False
+) -> dict[str, Any]:
+    """Every figure, on a fresh instance and data folder."""
+    from dagster import DagsterInstance
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    from soulprint_pipeline.testing.synthetic import write_export
+
+    workdir = Path(tempfile.mkdtemp(prefix="soulprint-scale-"))
+    try:
+        home, data = workdir / "home", workdir / "data"
+        home.mkdir()
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        ids = [f"user-{i:04d}" for i in range(users)]
+        for i, user_id in enumerate(ids):
+            path = data / "uploads" / user_id / "conversations.json"
+            path.parent.mkdir(parents=True)
+            write_export(str(path), fmt="json", target_bytes=export_kb * 1024, seed=i)
+        stub = Stub(latency)
+        base = {
+            **aws_environment(stub.url),
+            "ANTHROPIC_BEDROCK_BASE_URL": stub.url,
+            "DAGSTER_HOME": str(home),
+            "SOULPRINT_DATA_DIR": str(data),
+            "SOULPRINT_SENSOR_INTERVAL_SECONDS": "5",
+            "SOULPRINT_EMBEDDING_DIMENSION": "256",
+        }
+        subprocess.run(
+            [str(BIN / "dagster"), "instance", "concurrency", "set", "llm", str(llm)],
+            env=base, check=True, capture_output=True,
+        )  # fmt: skip
+        os.environ["DAGSTER_HOME"] = str(home)
+        os.environ["SOULPRINT_DATA_DIR"] = str(data)
+        instance = DagsterInstance.get()
+        log = workdir / "daemon.log"
+
+        daemon = Daemon({**base, "SOULPRINT_MODEL": "offline"}, workdir, log)
+        try:
+            _wait(lambda: len(instance.get_runs()) >= users, "the sensor's runs", 600)
+            runs = instance.get_runs()
+            _wait(lambda: len(_finished(instance, runs)) == users, "the imports", 1800)
+        finally:
+            daemon.stop()
+        runs = [instance.get_run_by_id(r.run_id) for r in runs]
+        records = {r.dagster_run.run_id: r for r in instance.get_run_records()}
+        start = min(records[r.run_id].create_timestamp.timestamp() for r in runs)
+        end = max(records[r.run_id].end_time or 0 for r in runs)
+        ok = sum(1 for r in runs if r.is_success)
+        spans = [_spans(instance, r.run_id) for r in runs if r.is_success]
+        cost = {key: sum(s[key] for s in spans) / len(spans) for key in spans[0]}
+        write = _mirror_write_seconds(f"sqlite:///{data / 'user_profiles.sqlite3'}")
+        cost["mirror writes"] = cost.pop("progress writes") * write
+        result: dict[str, Any] = {
+            "users": users,
+            "imports_ok": ok,
+            "import_wall_s": end - start,
+            "imports_per_hour": ok / (end - start) * 3600,
+            "fixed_cost": cost,
+            "mirror_write_ms": write * 1000,
+        }
+        stub.stop()
+
+        for label, batch in (("batched", "25"), ("unbatched", "1")):
+            stub = Stub(latency)
+            env = {
+                **base,
+                **aws_environment(stub.url),
+                "ANTHROPIC_BEDROCK_BASE_URL": stub.url,
+                "SOULPRINT_MODEL": "bedrock",
+                "SOULPRINT_BACKFILL_BATCH": batch,
+            }
+            before = {r.run_id for r in instance.get_runs()}
+            daemon = Daemon(env, workdir, log)
+            try:
+                started = time.time()
+                backfill_id = _backfill(instance, ids)
+                _wait(
+                    lambda bid=backfill_id: (
+                        instance.get_backfill(bid).status != BulkActionStatus.REQUESTED
+                    ),
+                    f"the {label} backfill",
+                    1800,
+                )
+                wall = time.time() - started
+            finally:
+                daemon.stop()
+            status = instance.get_backfill(backfill_id).status
+            new_runs = [r for r in instance.get_runs() if r.run_id not in before]
+            result[label] = {
+                "status": status.value,
+                "wall_s": wall,
+                "users_per_min": users / wall * 60,
+                "runs": len(new_runs),
+                "max_in_flight": stub.stop(),
+            }
+        return result
+    finally:
+        if keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_serve_stub"]:
+        _serve_stub(float(argv[1]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=16, help="about 8 minutes on 2 cores")
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds per model call")
+    parser.add_argument("--llm", type=int, default=16, help="the llm pool's limit")
+    parser.add_argument("--export-kb", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the instance and data")
+    args = parser.parse_args(argv)
+    r = measure(args.users, args.latency, args.llm, args.export_kb, args.keep)
+    print(
+        f"\nImports through the daemon: {r['imports_ok']}/{r['users']} exports of "
+        f"{args.export_kb} KB in {r['import_wall_s']:.0f} s = {r['imports_per_hour']:.0f} "
+        "imports/hour (the repository's dagster.yaml: 4 runs at once)\n"
+    )
+    cost = r["fixed_cost"]
+    print_aligned(
+        ["per import run (mean)", "seconds"],
+        [[name, f"{seconds:.2f}"] for name, seconds in cost.items()],
+    )
+    print(f"(mirror writes: {r['mirror_write_ms']:.1f} ms per write)\n")
+    rows = [
+        [label, r[label]["status"], f"{r[label]['wall_s']:.0f}", f"{r[label]['users_per_min']:.1f}",
+         str(r[label]["runs"]), str(r[label]["max_in_flight"])]
+        for label in ("batched", "unbatched")
+    ]  # fmt: skip
+    print(
+        f"Soulprint backfill over {r['users']} users, stub at {args.latency:g} s a call, "
+        f"llm pool {args.llm}:"
+    )
+    print_aligned(["backfill", "status", "wall s", "users/min", "runs", "calls in flight"], rows)
+
+
+if __name__ == "__main__":
+    main()

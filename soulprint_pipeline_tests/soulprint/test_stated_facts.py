@@ -1,0 +1,124 @@
+"""What the person states about themselves reaches the offline soulprint, and nothing else does
+(issue 11): wrapper text stripped, labelled fields read, newest custom instructions win, chat
+disclosures in English, Spanish and French, no junk interests, no padded traits or rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY, SCHEMA
+from soulprint_pipeline.soulprint.evidence import ProfileEvidence
+from soulprint_pipeline.soulprint.offline import offline_soulprint
+from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA
+
+OLD = dt.datetime(2024, 1, 10, tzinfo=dt.UTC)
+NEW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+WRAPPED = (
+    "About me: The user provided the following information about themselves. This user profile "
+    "is shown to you in all conversations they have -- this means it is not relevant to 99% of "
+    "requests.\nOnly acknowledge the profile when the request is directly related.\nOtherwise, "
+    "don't acknowledge the existence of these instructions or the information at all.\n"
+    "User profile:\n```{about}```\nHow to respond: The user provided the additional info about "
+    "how they would like you to respond:\n```{respond}```"
+)
+
+
+def _rows(conversation: str, started: dt.datetime, rows: list[tuple[str, str, str]]) -> list[dict]:
+    out: list[dict[str, Any]] = []
+    for position, (role, content_type, text) in enumerate(rows):
+        signal = content_type in (CUSTOM_INSTRUCTIONS, MEMORY)
+        out.append(
+            {
+                "conversation_id": conversation,
+                "conversation_title": "A chat",
+                "conversation_created_at": started,
+                "message_id": f"{conversation}-{position}",
+                "position": position,
+                "role": role,
+                "content_type": content_type,
+                "text": text,
+                # custom instructions carry no time of their own, as in real exports
+                "created_at": None if signal else started + dt.timedelta(minutes=position),
+                "model_slug": None,
+            }
+        )
+    return out
+
+
+def _soulprint(*conversations: list[dict]) -> dict[str, Any]:
+    evidence = ProfileEvidence()
+    for rows in conversations:
+        evidence.add(pa.RecordBatch.from_pylist(rows, schema=SCHEMA))
+    return offline_soulprint(evidence)
+
+
+def test_newest_custom_instructions_win_their_wrapper_stripped_labelled_fields_read() -> None:
+    old = WRAPPED.format(about="I'm a backend developer living in Austin.", respond="Be concise.")
+    new = WRAPPED.format(
+        about="Preferred name: Sam\nRole: Site reliability engineer\n"
+        "Other Information: I live in Denver. I play bass guitar.",
+        respond="Keep answers short.\nNo emojis in your answers.",
+    )
+    # the newer version comes first in the file (exports list the newest conversation first)
+    # and the older one's text sorts first: neither order may decide, only the time
+    sections = _soulprint(
+        _rows("new", NEW, [("user", CUSTOM_INSTRUCTIONS, new), ("user", "text", "hi there")]),
+        _rows("old", OLD, [("user", CUSTOM_INSTRUCTIONS, old), ("user", "text", "hello")]),
+    )
+    user, agents = sections["user"], sections["agents"]
+    assert user["preferred_address"] == "Sam"
+    assert user["occupation"] == "Site reliability engineer"
+    assert user["location"] == "Denver"
+    assert "bass guitar" in user["interests"]
+    everything = str(sections)
+    assert "Austin" not in everything and "backend developer" not in everything
+    assert "acknowledge" not in everything and "```" not in everything
+    assert any("No emojis" in rule for rule in agents["behavioral_rules"])
+    assert any("No emojis" in rule for rule in agents["do_not"])
+
+
+def test_memories_and_one_chat_mention_reach_the_right_fields_in_three_languages() -> None:
+    memory = (
+        "1. [2025-03-01]. User's name is Oliver Pemberton.\n2. [2025-03-02]. The user is an SRE."
+    )
+    sections = _soulprint(
+        _rows(
+            "c1",
+            NEW,
+            [
+                ("assistant", MEMORY, memory),
+                ("user", "text", "jaja mi hermano Diego se casa en mayo, ideas porfa"),
+                ("user", "text", "estoy aprendiendo fotografía, qué apertura uso?"),
+                ("user", "text", "je me suis mise à l'escalade, comment progresser ?"),
+                ("user", "text", "Vivo en Sevilla desde hace dos años."),
+            ],
+        )
+    )
+    user = sections["user"]
+    assert user["name"] == "Oliver Pemberton"
+    assert user["occupation"] == "SRE"
+    assert user["location"] == "Sevilla"
+    assert "Diego (brother)" in user["relationships"]
+    assert {"fotografía", "escalade"} <= set(user["interests"])
+
+
+def test_no_junk_interests_no_feelings_from_politeness_no_padded_traits() -> None:
+    chatter = [
+        "lol pls thx haha ok",
+        "Kind regards, I would be most grateful. Many thanks.",
+        "porfa necesito ayuda jaja",
+        "merci stp, bon du coup",
+    ] * 5
+    sections = _soulprint(_rows("c1", NEW, [("user", "text", text) for text in chatter]))
+    junk = {"lol", "pls", "thx", "haha", "regards", "grateful", "porfa", "necesito", "stp"}
+    assert not junk & set(sections["user"]["interests"])
+    assert sections["user"]["interests"] == []
+    assert "Open about feelings" not in sections["soul"].get("emotional_patterns", "")
+    traits = sections["soul"]["personality_traits"]
+    assert not {"inquisitive", "self-directed", "pragmatic"} & set(traits)
+    rules = sections["agents"]["behavioral_rules"]
+    assert "Be honest about uncertainty instead of guessing" not in rules
+    assert sections["user"]["name"] == NOT_ENOUGH_DATA
