@@ -3,9 +3,9 @@
 One :class:`ProgressTracker` per step of an import run. Percent never moves backwards, writes
 to the mirror are throttled (a 2 GB parse must not hammer the database), and a mirror that is
 down never fails the import: progress updates are skipped, the final status write is retried
-a few times and then left to ``mirror_reconcile_sensor``, which brings the row up to what the
-run history says once the database is back, so the app is never left saying ``processing``
-for a finished import.
+a few times and then given up with a warning (``lagging``): the row stays behind the lake
+until the user's next import or a re-run of the soulprint writes it. Nothing yet brings such a
+row up to date by itself (a reconciliation sensor is still to be built).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class ProgressTracker:
         self.stage: str | None = None
         self.percent = -1
         #: Whether a final write gave up (the mirror was down): the row lags the lake until
-        #: ``mirror_reconcile_sensor`` brings it up to date.
+        #: the user's next import or a re-run of the soulprint writes it.
         self.lagging = False
         self._last_write = float("-inf")
 
@@ -169,10 +169,10 @@ class ProgressTracker:
                 return
             except ProfileStoreError as error:
                 if attempt == self.final_attempts:
-                    # the import goes on: the reconcile sensor writes the row once it is back
+                    # the import goes on; the row lags until the next write reaches it
                     self.lagging = True
                     log.warning(
-                        "final status write for %s left to mirror_reconcile_sensor: %s",
+                        "final status write for %s given up; the row lags the lake: %s",
                         self.user_id,
                         error,
                     )

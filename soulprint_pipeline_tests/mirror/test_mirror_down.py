@@ -1,5 +1,5 @@
 """user_profiles unreachable for a whole run: the import still succeeds (the mirror is told
-later, by mirror_reconcile_sensor) and the mirror check warns instead of blocking."""
+later, by a re-run of the soulprint) and the mirror check warns instead of blocking."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_import_succeeds_and_the_mirror_check_warns(down_env: Env) -> None:
     }
     mirror = checks["mirror_agrees_with_lake"]
     assert not mirror.passed and mirror.severity == dg.AssetCheckSeverity.WARN
-    assert "mirror_reconcile_sensor" in (mirror.description or "")
+    assert "re-run the soulprint" in (mirror.description or "")
     assert checks["sections_valid"].passed
     # no step failed, so the failure hook never ran against the unreachable mirror
     assert not [e for e in result.all_events if e.event_type_value == "HOOK_ERRORED"]

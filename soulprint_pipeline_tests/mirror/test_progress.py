@@ -315,7 +315,7 @@ def test_complete_retries_with_doubling_backoff_then_leaves_it_to_the_sensor(
     assert delays == [0.25, 0.5, 1.0]  # no sleep after the last attempt
     retries = [r.getMessage() for r in caplog.records if "final status write" in r.getMessage()]
     assert len(retries) == 4 and "attempt 1" in retries[0] and "attempt 3" in retries[2]
-    assert "left to mirror_reconcile_sensor" in retries[-1]
+    assert "given up; the row lags the lake" in retries[-1]
 
 
 def test_fail_retries_too(clock: Clock) -> None:
