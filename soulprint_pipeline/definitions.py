@@ -18,6 +18,7 @@ from soulprint_pipeline.defs.memory import (
     check_embedder,
 )
 from soulprint_pipeline.defs.model import SoulprintModel
+from soulprint_pipeline.defs.reconcile import mirror_reconcile_sensor
 from soulprint_pipeline.defs.resources import (
     DATA_DIR,
     ProfilesResource,
@@ -113,6 +114,7 @@ defs = dg.Definitions(
         import_queued_sensor,
         import_failure_sensor,
         dead_run_sensor,
+        mirror_reconcile_sensor,
         soulprint_automation,
     ],
     resources=default_resources(),

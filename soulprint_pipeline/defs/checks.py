@@ -108,7 +108,7 @@ def soulprint_checks(
     stored, read back and validated, and the user's row compared with it.
 
     The row's disagreement blocks only when the mirror took the writes: a mirror that was down
-    (``tracker.lagging``) is brought up to date by a re-run of the soulprint, and a soulprint
+    (``tracker.lagging``) is brought up to date by ``mirror_reconcile_sensor``, and a soulprint
     a newer upload's replaced is not the one the row should carry; both warn.
     """
     user_id = tracker.user_id
@@ -142,7 +142,7 @@ def soulprint_checks(
         if tracker.quiet
         else None
     )
-    lagging = "re-run the soulprint once user_profiles is back to bring the row up to date"
+    lagging = "mirror_reconcile_sensor rewrites the row once user_profiles is back"
     try:
         row = store.get(user_id)
     except ProfileStoreError as error:

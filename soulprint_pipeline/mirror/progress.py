@@ -4,8 +4,7 @@ One :class:`ProgressTracker` per step of an import run. Percent never moves back
 to the mirror are throttled (a 2 GB parse must not hammer the database), and a mirror that is
 down never fails the import: progress updates are skipped, the final status write is retried
 a few times and then given up with a warning (``lagging``): the row stays behind the lake
-until the user's next import or a re-run of the soulprint writes it. Nothing yet brings such a
-row up to date by itself (a reconciliation sensor is still to be built).
+until ``mirror_reconcile_sensor`` (defs/reconcile.py) rewrites it once the database is back.
 """
 
 from __future__ import annotations
@@ -94,7 +93,7 @@ class ProgressTracker:
         self.stage: str | None = None
         self.percent = -1
         #: Whether a final write gave up (the mirror was down): the row lags the lake until
-        #: the user's next import or a re-run of the soulprint writes it.
+        #: ``mirror_reconcile_sensor`` rewrites it.
         self.lagging = False
         self._last_write = float("-inf")
 
@@ -169,7 +168,7 @@ class ProgressTracker:
                 return
             except ProfileStoreError as error:
                 if attempt == self.final_attempts:
-                    # the import goes on; the row lags until the next write reaches it
+                    # the import goes on; mirror_reconcile_sensor rewrites the row later
                     self.lagging = True
                     log.warning(
                         "final status write for %s given up; the row lags the lake: %s",

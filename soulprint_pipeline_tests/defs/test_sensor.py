@@ -428,6 +428,7 @@ def test_every_sensor_says_what_it_does() -> None:
         "import_queued_sensor",
         "import_failure_sensor",
         "dead_run_sensor",
+        "mirror_reconcile_sensor",
         "soulprint_automation",
     }
     for name, sensor in sensors.items():
