@@ -92,7 +92,7 @@ def import_command(args: argparse.Namespace) -> int:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import IMPORT_COMMAND, RUNNER_TAG, UPLOAD_TAG, users
-    from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker
+    from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, is_quiet
 
     progress_log = logging.getLogger("soulprint_pipeline.mirror.progress")
     progress_log.setLevel(logging.INFO)
@@ -112,7 +112,8 @@ def import_command(args: argparse.Namespace) -> int:
         store = resources.profiles.store
         if not instance.has_dynamic_partition(users.name, user_id):
             instance.add_dynamic_partitions(users.name, [user_id])
-        ProgressTracker(user_id, store).start(QUEUED)
+        # a complete user stays complete in the app until a new soulprint is saved
+        ProgressTracker(user_id, store, quiet=is_quiet(store, user_id)).start(QUEUED)
         result = defs.resolve_job_def("import_user").execute_in_process(
             instance=instance,
             partition_key=user_id,

@@ -24,7 +24,7 @@ from soulprint_pipeline.defs.partitions import (
 )
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource, int_setting
 from soulprint_pipeline.errors import message_for_person
-from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, record_failure
+from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, is_quiet, record_failure
 from soulprint_pipeline.uploads import Upload, is_export_name
 from soulprint_pipeline.users import InvalidUserIdError, validate_user_id
 
@@ -366,7 +366,8 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
         return  # started or finished already: its steps own the row now
     user_id = run.tags.get(PARTITION_TAG)
     if user_id and UPLOAD_TAG in run.tags:
-        ProgressTracker(user_id, profiles.store).start(QUEUED)
+        store = profiles.store  # a complete user stays complete until a new soulprint is saved
+        ProgressTracker(user_id, store, quiet=is_quiet(store, user_id)).start(QUEUED)
 
 
 #: What the person is told when their run's worker ended with no error of its own.

@@ -99,3 +99,43 @@ def test_an_import_killed_mid_run_is_failed_and_imported_again_by_the_next(
     assert [run.run_id for run in _runs(tmp_path, dg.DagsterRunStatus.FAILURE)] == [dead.run_id]
     assert _runs(tmp_path, dg.DagsterRunStatus.STARTED) == []
     assert _row(tmp_path) == ("complete", "Complete")
+
+
+def test_a_killed_re_import_of_a_complete_user_leaves_them_complete_with_their_soulprint(
+    tmp_path: Path,
+) -> None:
+    from soulprint_pipeline.lake.store import Lake
+    from soulprint_pipeline.lake.verify import chain_problems
+
+    first = tmp_path / "first.json"
+    write_export(str(first), fmt="json", target_bytes=2 * 1024 * 1024, seed=7)
+    settings = defaults_under(tmp_path)
+    done = run_cli("import", str(first), "--user", "u1", cwd=tmp_path, env=settings)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lake = Lake(str(tmp_path / "data" / "lake"))
+    before = {
+        asset: lake.require(asset, "u1")["version"]
+        for asset in ("raw_export", "conversation_batches", "quick_pass_soulprint")
+    }
+    with sqlite3.connect(tmp_path / "data" / "user_profiles.sqlite3") as database:
+        saved = database.execute(
+            "SELECT import_status, ai_name, total_messages FROM user_profiles"
+        ).fetchone()
+    assert saved[0] == "complete"
+
+    second = tmp_path / "second.json"
+    write_export(str(second), fmt="json", target_bytes=20 * 1024 * 1024, seed=8)
+    killed = _start_import(tmp_path, second)
+    _wait_until_running(tmp_path, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+
+    # the app still shows the last good import, and the lake's current chain is still its own
+    with sqlite3.connect(tmp_path / "data" / "user_profiles.sqlite3") as database:
+        row = database.execute(
+            "SELECT import_status, ai_name, total_messages FROM user_profiles"
+        ).fetchone()
+    assert row == saved
+    after = {asset: lake.require(asset, "u1")["version"] for asset in before}
+    assert after == before
+    assert chain_problems(lake, "u1") == []
