@@ -213,7 +213,8 @@ class Lake:
     def _pointers(self, partition: str) -> list[str]:
         """The uploads with a pointer in ``partition``, oldest first."""
         try:
-            entries = self.fs.ls(posixpath.join(partition, POINTERS), detail=False)
+            # refresh: another writer may have added a pointer since this process listed
+            entries = self.fs.ls(posixpath.join(partition, POINTERS), detail=False, refresh=True)
         except FileNotFoundError:
             return []
         names = (posixpath.basename(entry.rstrip("/")) for entry in entries)
@@ -231,7 +232,7 @@ class Lake:
 
     def _folders(self, path: str) -> list[str]:
         try:
-            entries = self.fs.ls(path, detail=True)
+            entries = self.fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
         return [
@@ -242,11 +243,17 @@ class Lake:
         ]
 
     def _write_atomically(self, path: str, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, indent=2, sort_keys=True).encode()
+        if self._protocol not in (None, "file", "local"):
+            # an object store's PUT replaces the object whole; a temporary file and a move
+            # (a copy and a delete there) can meet another writer's stale listing of the folder
+            self.fs.pipe_file(path, data)
+            return
         folder = posixpath.dirname(path)
         self.fs.makedirs(folder, exist_ok=True)
         temporary = posixpath.join(folder, f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}")
-        with self.fs.open(temporary, "w") as handle:
-            handle.write(json.dumps(payload, indent=2, sort_keys=True))
+        with self.fs.open(temporary, "wb") as handle:
+            handle.write(data)
         self.fs.mv(temporary, path)
 
     def _read(self, path: str) -> dict[str, Any] | None:
