@@ -61,7 +61,11 @@ def reconcile_user(
         return False
     rows = lake.current("conversation_batches", user_id) or {}
     rows_version = soulprint.get("inputs", {}).get("conversation_batches", rows.get("version"))
-    stage = COMPLETE if _memory_stored_for(instance, user_id, rows_version) else REMEMBERING
+    # a complete user is never taken back to quick_ready (memories built before their
+    # materializations named their inputs would look unmatched)
+    was_complete = row is not None and row.get("import_status") == COMPLETE.status
+    memory_stored = was_complete or _memory_stored_for(instance, user_id, rows_version)
+    stage = COMPLETE if memory_stored else REMEMBERING
     sections = lake.read_json(soulprint["file"])
     if (
         row is not None
