@@ -422,13 +422,15 @@ static PyTypeObject GuardType = {
  *
  * A plain text turn between the person and the assistant (content_type "text", one string
  * part, to everyone, not hidden) gives its Message; a message to everyone, not hidden, whose
- * content type the person never sees (thoughts, reasoning recaps...) gives its skip reason.
- * Anything else, including every shape that is odd in any way, is None, and chatgpt.classify
- * decides in Python; so these are exact shortcuts of two of its branches, never a second set
- * of rules. */
+ * content type the person never sees (thoughts, reasoning recaps...) gives its skip reason; a
+ * message marked hidden (the system prompt every conversation opens with) and an assistant's
+ * call to a tool give theirs. Anything else, including every shape that is odd in any way, is
+ * None, and chatgpt.classify decides in Python; so these are exact shortcuts of its branches,
+ * taken in its order, never a second set of rules. */
 
 static PyObject *message_type = NULL; /* rows.Message, a tuple subclass */
 static PyObject *never_visible = NULL; /* {content type: skip reason} */
+static PyObject *reason_hidden = NULL, *reason_not_for_the_person = NULL;
 static PyObject *str_unknown_prefix, *one;
 static PyObject *str_id, *str_role, *str_content, *str_author, *str_metadata, *str_recipient,
     *str_create_time, *str_content_type, *str_parts, *str_hidden, *str_model_slug;
@@ -472,6 +474,7 @@ common_case(PyObject *module, PyObject *message)
     PyObject *content = member(message, str_content);
     PyObject *author = member(message, str_author);
     PyObject *metadata = member(message, str_metadata);
+    PyObject *recipient = member(message, str_recipient);
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -479,8 +482,41 @@ common_case(PyObject *module, PyObject *message)
         Py_RETURN_NONE;
     }
     PyObject *content_type = member(content, str_content_type);
-    if (content_type == NULL || !PyUnicode_CheckExact(content_type)) {
+    PyObject *role = member(author, str_role);
+    if (content_type == NULL || !PyUnicode_CheckExact(content_type) || role == NULL ||
+        !PyUnicode_CheckExact(role)) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    /* classify's first branches: the profile signals (custom instructions, memories) */
+    if (is_ascii_string(content_type, "user_editable_context") ||
+        is_ascii_string(content_type, "model_editable_context") ||
+        is_ascii_string(recipient, "bio")) {
         Py_RETURN_NONE;
+    }
+    if (metadata != NULL && !PyDict_Check(metadata)) {
+        metadata = NULL; /* damaged: read as empty, as classify does */
+    }
+    PyObject *hidden = member(metadata, str_hidden);
+    if (hidden == Py_True) {
+        return Py_NewRef(reason_hidden);
+    }
+    if (hidden != NULL && hidden != Py_False && hidden != Py_None) {
+        Py_RETURN_NONE; /* truthy in some other way: Python decides */
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (is_ascii_string(role, "system")) {
+        Py_RETURN_NONE; /* a system message, or one the person wrote as such */
+    }
+    if (recipient != NULL && recipient != Py_None &&
+        !(PyUnicode_CheckExact(recipient) &&
+          (PyUnicode_GET_LENGTH(recipient) == 0 ||
+           PyUnicode_CompareWithASCIIString(recipient, "all") == 0))) {
+        if (PyUnicode_CheckExact(recipient)) {
+            return Py_NewRef(reason_not_for_the_person); /* a call to a tool */
+        }
+        Py_RETURN_NONE; /* an odd value: Python decides */
     }
     PyObject *skip_reason = NULL;
     if (PyUnicode_CompareWithASCIIString(content_type, "text") != 0) {
@@ -489,24 +525,9 @@ common_case(PyObject *module, PyObject *message)
             return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
         }
     }
-    PyObject *role = member(author, str_role);
     int assistant = is_ascii_string(role, "assistant");
     if (!assistant && !is_ascii_string(role, "user") &&
         !(skip_reason != NULL && is_ascii_string(role, "tool"))) {
-        Py_RETURN_NONE;
-    }
-    PyObject *recipient = member(message, str_recipient);
-    if (recipient != NULL && recipient != Py_None &&
-        !(PyUnicode_CheckExact(recipient) &&
-          (PyUnicode_GET_LENGTH(recipient) == 0 ||
-           PyUnicode_CompareWithASCIIString(recipient, "all") == 0))) {
-        Py_RETURN_NONE; /* for a tool, or an odd value: Python decides */
-    }
-    if (metadata != NULL && !PyDict_Check(metadata)) {
-        metadata = NULL; /* damaged: read as empty, as classify does */
-    }
-    PyObject *hidden = member(metadata, str_hidden);
-    if (hidden != NULL && hidden != Py_False && hidden != Py_None) {
         Py_RETURN_NONE;
     }
     if (skip_reason != NULL) {
@@ -701,8 +722,9 @@ error:
 static PyObject *
 register_types(PyObject *module, PyObject *args)
 {
-    PyObject *type, *reasons;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyDict_Type, &reasons)) {
+    PyObject *type, *reasons, *hidden, *not_for_the_person;
+    if (!PyArg_ParseTuple(args, "O!O!UU", &PyType_Type, &type, &PyDict_Type, &reasons, &hidden,
+                          &not_for_the_person)) {
         return NULL;
     }
     if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
@@ -711,6 +733,8 @@ register_types(PyObject *module, PyObject *args)
     }
     Py_XSETREF(message_type, Py_NewRef(type));
     Py_XSETREF(never_visible, Py_NewRef(reasons));
+    Py_XSETREF(reason_hidden, Py_NewRef(hidden));
+    Py_XSETREF(reason_not_for_the_person, Py_NewRef(not_for_the_person));
     Py_RETURN_NONE;
 }
 
@@ -721,8 +745,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("branch_messages(mapping, current_node, classify, skipped) -> list or None: "
                "see chatgpt.linearize.")},
     {"register_types", (PyCFunction)register_types, METH_VARARGS,
-     PyDoc_STR("register_types(Message, {content type: skip reason}): what common_case "
-               "returns.")},
+     PyDoc_STR("register_types(Message, {content type: skip reason}, hidden reason, "
+               "not-for-the-person reason): what common_case returns.")},
     {NULL, NULL, 0, NULL},
 };
 

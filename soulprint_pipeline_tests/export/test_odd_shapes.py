@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 from itertools import count
 from typing import Any
+from unittest import mock
 
 import fsspec
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from soulprint_pipeline.export._native import common_case
 
 from soulprint_pipeline.errors import ExportError
 from soulprint_pipeline.export import jsonstream
 from soulprint_pipeline.export.containers import ReadLimits
+from soulprint_pipeline.export.dialects import chatgpt
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import ROLES, SCHEMA
 
@@ -185,3 +188,58 @@ def test_the_padding_sends_the_reader_down_the_lean_path(monkeypatch: pytest.Mon
     fsspec.filesystem("memory").pipe(url, json.dumps(_padded([{"mapping": {}}])).encode())
     list(ExportReader(url, limits=ReadLimits(lean_after_bytes=64)).batches())
     assert lean_reads == [False, True]
+
+
+def _classified_in_python(message: Any) -> Any:
+    with mock.patch.object(chatgpt, "common_case", lambda _message: None):
+        return chatgpt.classify(message)
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.one_of(_message, _json))
+def test_the_c_shortcuts_answer_as_the_python_rules_do(message: Any) -> None:
+    """``common_case`` (C) answers for a message only as ``chatgpt.classify``'s rules would."""
+    shortcut = common_case(message)
+    if shortcut is not None:
+        assert shortcut == _classified_in_python(message)
+        assert type(shortcut) is type(_classified_in_python(message))
+
+
+_SYSTEM_PROMPT = {
+    "author": {"role": "system"},
+    "content": {"content_type": "text", "parts": [""]},
+    "metadata": {"is_visually_hidden_from_conversation": True},
+}
+_TOOL_CALL = {
+    "author": {"role": "assistant"},
+    "content": {"content_type": "code", "text": "print(1)"},
+    "recipient": "python",
+    "metadata": {"is_visually_hidden_from_conversation": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (_SYSTEM_PROMPT, "message:hidden"),
+        (_TOOL_CALL, "message:not_for_the_person"),
+        (_VISIBLE | {"content": {"content_type": "thoughts", "thoughts": []}}, "message:thoughts"),
+    ],
+)
+def test_the_common_skips_are_decided_in_c(message: dict[str, Any], reason: str) -> None:
+    assert common_case(message) == reason == _classified_in_python(message)
+
+
+def test_what_the_c_shortcuts_leave_to_python() -> None:
+    assert common_case(_TOOL_CALL | {"recipient": "bio"}) is None  # a saved memory
+    assert common_case(_SYSTEM_PROMPT | {"metadata": {}}) is None  # system: is_user_system_message
+    assert (
+        common_case(_SYSTEM_PROMPT | {"metadata": {"is_visually_hidden_from_conversation": 1}})
+        is None
+    )

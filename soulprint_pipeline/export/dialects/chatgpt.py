@@ -191,7 +191,9 @@ def _blank(text: str) -> bool:
 
 _new_message = partial(tuple.__new__, Message)  # skips NamedTuple's Python-level __new__
 _NEVER_VISIBLE_REASONS = {kind: f"message:{why}" for kind, why in _NEVER_VISIBLE_TYPES.items()}
-register_types(Message, _NEVER_VISIBLE_REASONS)
+_HIDDEN = "message:hidden"
+_NOT_FOR_THE_PERSON = "message:not_for_the_person"
+register_types(Message, _NEVER_VISIBLE_REASONS, _HIDDEN, _NOT_FOR_THE_PERSON)
 _EMPTY: dict[str, Any] = {}
 
 
@@ -236,13 +238,13 @@ def classify(message: dict[str, Any]) -> Message | str:
         return Message(message_id, "assistant", MEMORY, text, created_at, None)
 
     if metadata.get("is_visually_hidden_from_conversation"):
-        return "message:hidden"
+        return _HIDDEN
     if role == "system":
         if not metadata.get("is_user_system_message"):
             return "message:system"
         role = "user"
     if recipient != "all":
-        return "message:not_for_the_person"
+        return _NOT_FOR_THE_PERSON
     if content_type in _NEVER_VISIBLE_REASONS:
         return _NEVER_VISIBLE_REASONS[content_type]
     if content_type not in _TEXT_TYPES:
