@@ -10,7 +10,9 @@ and *mixed* (the current raw copy, rows and ``user_profiles`` row do not all com
 export, or the row does not carry the lake's current soulprint, or is not ``complete``).
 
 On main before the lake kept replaced versions and recorded each version's inputs (c134db9),
-the same trials gave: see README ("Lake safety, measured").
+the same 5 trials (the run workers on that checkout) gave a failed run in 5 of 5: 4 on a
+Parquet part the other run's commit had deleted (``FileNotFoundError``), 1 on the raw copy
+(``StorageError``); none ended mixed. With the lake's protocol: 0 failed, 0 mixed.
 """
 
 from __future__ import annotations
