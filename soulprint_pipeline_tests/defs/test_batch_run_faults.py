@@ -16,7 +16,13 @@ from soulprint_pipeline.defs.assets import (
     raw_export,
 )
 from soulprint_pipeline.defs.model import SoulprintModel
-from soulprint_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, users, users_of_run
+from soulprint_pipeline.defs.partitions import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    users,
+    users_of_run,
+)
 from soulprint_pipeline.defs.resources import ProfilesResource
 from soulprint_pipeline.defs.sensors import WORKER_ENDED, dead_run_sensor, import_failure_sensor
 from soulprint_pipeline.mirror.registry import open_profile_store
@@ -71,7 +77,7 @@ def test_a_batch_run_resolves_to_its_users_in_partition_order(env: Env) -> None:
     env.instance.add_dynamic_partitions(users.name, ["zoe", "amy", "kim", "bob"])
     assert users_of_run(env.instance, _range("amy", "bob")) == ["amy", "kim", "bob"]
     assert users_of_run(env.instance, _range("kim", "kim")) == ["kim"]
-    assert users_of_run(env.instance, {"dagster/partition": "zoe"}) == ["zoe"]
+    assert users_of_run(env.instance, {PARTITION_TAG: "zoe"}) == ["zoe"]
     assert users_of_run(env.instance, {}) == []
     assert users_of_run(env.instance, _range("amy", "gone")) == []
 

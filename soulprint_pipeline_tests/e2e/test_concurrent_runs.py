@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from soulprint_pipeline.defs.partitions import PARTITION_TAG, users
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.lake.store import Lake
 from soulprint_pipeline.lake.verify import chain_problems
@@ -79,7 +81,7 @@ def _run_pair(
     while not all(ready.exists() for ready, _ in processes):
         for _, process in processes:
             assert process.poll() is None, process.communicate()[1][-2000:]
-        subprocess.run(["sleep", "0.05"], check=True)
+        time.sleep(0.05)
     go.touch()
     results = []
     for _, process in processes:
@@ -92,7 +94,7 @@ def _failures(instance: dg.DagsterInstance, user_id: str) -> list[str]:
     """The error class of each failed step of the user's failed runs (``run`` if none)."""
     found = []
     runs = instance.get_runs(
-        dg.RunsFilter(tags={"dagster/partition": user_id}, statuses=[dg.DagsterRunStatus.FAILURE])
+        dg.RunsFilter(tags={PARTITION_TAG: user_id}, statuses=[dg.DagsterRunStatus.FAILURE])
     )
     for run in runs:
         errors = [
@@ -128,8 +130,8 @@ def trial(root: Path, seed: int, extra_env: dict[str, str] | None = None) -> dic
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with _instance(home) as instance:
-        if not instance.has_dynamic_partition("users", user_id):
-            instance.add_dynamic_partitions("users", [user_id])
+        if not instance.has_dynamic_partition(users.name, user_id):
+            instance.add_dynamic_partitions(users.name, [user_id])
     delays = [rng.random() * 0.5, rng.random() * 0.5]
     results = _run_pair(root, user_id, exports, delays, extra_env or {})
     with _instance(home) as instance:
