@@ -24,6 +24,8 @@ from soulprint_pipeline_tests.support.postgres import own_server
 pytestmark = pytest.mark.chaos
 
 USER = "u1"
+#: The stages of a run under way, before the soulprint is saved.
+RUNNING = ("Downloading export", "Parsing conversations", "Generating soulprint")
 
 
 def _row(url: str) -> tuple | None:
@@ -54,15 +56,16 @@ def test_postgres_stopped_mid_import_converges_once_back(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         )
-        # stopped once the parse has told the row where it is
+        # stopped once the run's first step has told the row it is working
         deadline = time.monotonic() + 180
-        while (row := _row(url)) is None or row[1] != "Parsing conversations":
+        while (row := _row(url)) is None or row[1] not in RUNNING:
             assert importing.poll() is None, importing.communicate()
-            assert time.monotonic() < deadline, "the import never reached the parse"
+            assert time.monotonic() < deadline, "the import never started its run"
             time.sleep(0.05)
         server.halt()
         out, err = importing.communicate(timeout=600)
-        print(f"import exit {importing.returncode}; stderr: {err.strip()!r}")
+        print(f"server stopped at {row[1]!r}; import exit {importing.returncode}")
+        print(f"stderr: {err.strip()!r}")
         down = [line for line in out.splitlines() if "skipped" in line or "given up" in line]
         print(f"{len(down)} progress lines said a write was skipped or given up")
         assert importing.returncode == 0, err

@@ -27,7 +27,7 @@ def main(user_id: str, export: str, ready: str, go: str, delay: float = 0.0) -> 
     job = defs.resolve_job_def("import_user")
     with dg.DagsterInstance.get() as instance:
         Path(ready).touch()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # the other process may load slowly on a busy machine
         while not Path(go).exists():
             if time.monotonic() > deadline:
                 raise SystemExit("never told to go")
