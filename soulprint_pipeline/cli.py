@@ -93,6 +93,7 @@ def import_command(args: argparse.Namespace) -> int:
     from soulprint_pipeline.definitions import defs
     from soulprint_pipeline.defs.partitions import IMPORT_COMMAND, RUNNER_TAG, UPLOAD_TAG, users
     from soulprint_pipeline.mirror.progress import QUEUED, ProgressTracker, is_quiet
+    from soulprint_pipeline.mirror.store import ProfileStoreError
 
     progress_log = logging.getLogger("soulprint_pipeline.mirror.progress")
     progress_log.setLevel(logging.INFO)
@@ -122,16 +123,31 @@ def import_command(args: argparse.Namespace) -> int:
             # the run's own log (with stack traces) is in the instance; here, progress lines
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
-        row = store.get(user_id) or {}
-    print(f"\nrun {result.run_id} in {home}: {'succeeded' if result.success else 'failed'}")
-    shown = _printable(row)
-    markdown = shown.pop("soulprint_text", None)
-    print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
-    if markdown:
-        print("\n" + markdown)
+        try:
+            row = store.get(user_id) or {}
+        except ProfileStoreError as error:  # down since: the lake holds the result
+            row, unreachable = None, error
+        else:
+            unreachable = None
+    outcome = "succeeded" if result.success else "failed"
+    print(f"\nrun {result.run_id} in {home}: {outcome}")
+    if row is not None:
+        shown = _printable(row)
+        markdown = shown.pop("soulprint_text", None)
+        print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+        if markdown:
+            print("\n" + markdown)
     for materialization in result.asset_materializations_for_node("quick_pass_soulprint"):
         if "activity_path" in materialization.metadata:
             print(f"activity picture: {materialization.metadata['activity_path'].value}")
+    if unreachable is not None:
+        print(
+            f"soulprint-pipeline: the import {outcome}, but user_profiles did not answer "
+            f"({unreachable}); the row lags until mirror_reconcile_sensor rewrites it from "
+            "the lake",
+            file=sys.stderr,
+        )
+        return 0 if result.success else 2
     if not result.success:
         print(
             f"soulprint-pipeline: {row.get('import_error') or 'the import failed'}", file=sys.stderr

@@ -9,7 +9,12 @@ import dagster as dg
 from soulprint_pipeline.defs.assets import ASSETS, memory_chunks, quick_pass_soulprint
 from soulprint_pipeline.defs.io_manager import LakeIOManager
 from soulprint_pipeline.defs.jobs import import_user
-from soulprint_pipeline.defs.maintenance import memory_maintenance, memory_maintenance_schedule
+from soulprint_pipeline.defs.maintenance import (
+    lake_maintenance,
+    lake_maintenance_schedule,
+    memory_maintenance,
+    memory_maintenance_schedule,
+)
 from soulprint_pipeline.defs.memory import (
     DEFAULT_DIMENSION,
     DEFAULT_MAX_TOKENS,
@@ -107,8 +112,8 @@ soulprint_automation = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=ASSETS,
-    jobs=[import_user, memory_maintenance],
-    schedules=[memory_maintenance_schedule],
+    jobs=[import_user, memory_maintenance, lake_maintenance],
+    schedules=[memory_maintenance_schedule, lake_maintenance_schedule],
     sensors=[
         upload_sensor,
         import_queued_sensor,

@@ -1,6 +1,8 @@
 """One dynamic partition per user (the key is the user id), and every run tag the pipeline
 reads or sets."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 users = dg.DynamicPartitionsDefinition(name="users")
@@ -17,3 +19,47 @@ PARTITION_TAG = "dagster/partition"
 #: Run tag of the runs the import command executes in its own process (no daemon watches them).
 RUNNER_TAG = "soulprint/runner"
 IMPORT_COMMAND = "import-command"
+
+#: Dagster's tags on a run of a range of partitions (a backfill's batch run: BackfillPolicy
+#: .multi_run), which carries no PARTITION_TAG.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def users_of_run(instance: dg.DagsterInstance, tags: Mapping[str, str]) -> list[str]:
+    """The users a run works on: its partition, or every user of a batch run's range (the
+    ``users`` partitions from its first to its last, in their order); empty for a run of no
+    user's partition."""
+    if tags.get(PARTITION_TAG):
+        return [tags[PARTITION_TAG]]
+    first, last = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if not first or not last:
+        return []
+    keys = list(instance.get_dynamic_partitions(users.name))
+    if first not in keys or last not in keys:
+        return []
+    return keys[keys.index(first) : keys.index(last) + 1]
+
+
+def saved_in_run(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """The users with a materialization stored in run ``run_id`` (a batch run saves and
+    materializes each user on their own)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    return {
+        record.event_log_entry.asset_materialization.partition
+        for record in records
+        if record.event_log_entry.asset_materialization is not None
+        and record.event_log_entry.asset_materialization.partition
+    }
+
+
+def users_to_tell(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The users whose row a failed ``run`` must end ``failed`` (if it still says they are
+    being worked on): a run's one user, or a batch run's users but those it saved."""
+    found = users_of_run(instance, run.tags)
+    if PARTITION_TAG in run.tags or not found:
+        return found
+    saved = saved_in_run(instance, run.run_id)
+    return [user_id for user_id in found if user_id not in saved]

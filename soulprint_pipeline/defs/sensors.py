@@ -21,6 +21,8 @@ from soulprint_pipeline.defs.partitions import (
     RUNNER_TAG,
     UPLOAD_TAG,
     users,
+    users_of_run,
+    users_to_tell,
 )
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource, int_setting
 from soulprint_pipeline.errors import message_for_person
@@ -382,21 +384,17 @@ WORKER_ENDED = "The import stopped unexpectedly (its worker ended); please uploa
     description=(
         "When a run of a user's partition fails and the row still says processing or "
         "quick_ready, or was never written (its worker died, it ran without the job's hook, the "
-        "mirror was down), ends the row failed with a message fit for the person. A tick that "
-        "cannot reach the mirror fails and is tried again."
+        "mirror was down), ends the row failed with a message fit for the person; for a "
+        "backfill's batch run, each user of its range it had not saved. A tick that cannot "
+        "reach the mirror fails and is tried again."
     ),
 )
 def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: ProfilesResource) -> None:
     """A failed run whose steps could not say why (its worker died, it was launched from the UI
-    without the job's hook) still ends as ``failed`` in the app."""
-    user_id = context.dagster_run.tags.get(PARTITION_TAG)
-    if not user_id:
-        return
-    store = profiles.store
-    row = store.get(user_id)
-    # a row still working (or never written: the mirror was down all along) is told; one that
-    # is failed was told by the hook, one that is complete keeps its soulprint
-    if row is not None and row.get("import_status") not in ("processing", "quick_ready"):
+    without the job's hook) still ends as ``failed`` in the app: for a backfill's batch run,
+    every user of its range that it had not saved."""
+    user_ids = users_to_tell(context.instance, context.dagster_run)
+    if not user_ids:
         return
     errors = [
         event.step_failure_data.error
@@ -404,7 +402,14 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, profiles: Profile
         if event.step_failure_data and event.step_failure_data.error
     ]
     message = message_for_person(errors[0]) if errors else WORKER_ENDED
-    record_failure(store, user_id, message)
+    store = profiles.store
+    for user_id in user_ids:
+        row = store.get(user_id)
+        # a row still working (or never written: the mirror was down all along) is told; one
+        # that is failed was told by the hook or the batch, one that is complete keeps its
+        # soulprint
+        if row is None or row.get("import_status") in ("processing", "quick_ready"):
+            record_failure(store, user_id, message)
 
 
 #: The message Dagster's own run worker logs when it starts, with its pid in the metadata.
@@ -416,8 +421,9 @@ _WORKER_STARTED = "Started process for run"
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Fails an import run whose worker process is gone (killed, out of memory) within a "
-        "tick, so import_failure_sensor tells the app, instead of the run saying STARTED until "
+        "Fails a run of users' partitions (an import, a re-run, a backfill's batch run) whose "
+        "worker process is gone (killed, out of memory) within a tick, so "
+        "import_failure_sensor tells the app, instead of the run saying STARTED until "
         "run monitoring's max runtime. For the default run launcher, whose workers run on this "
         "machine; other launchers check their own workers through run monitoring."
     ),
@@ -425,8 +431,8 @@ _WORKER_STARTED = "Started process for run"
 def dead_run_sensor(
     context: dg.SensorEvaluationContext, profiles: ProfilesResource
 ) -> dg.SkipReason:
-    """Fail STARTED import runs whose worker process no longer exists, and fail again the row
-    of a recently failed run that a dying step wrote back to ``processing``."""
+    """Fail STARTED runs of users' partitions whose worker process no longer exists, and fail
+    again the rows of a recently failed run that a dying step wrote back to ``processing``."""
     instance = context.instance
     restored = _restore_failed_rows(instance, profiles)
     if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
@@ -434,9 +440,12 @@ def dead_run_sensor(
             f"{restored} rows of failed runs restored to failed; this instance's run launcher "
             "reports its own workers' health"
         )
-    started = instance.get_runs(
-        dg.RunsFilter(job_name=import_user.name, statuses=[dg.DagsterRunStatus.STARTED])
-    )
+    # every run of users' partitions: imports, re-runs from the UI, a backfill's batch runs
+    started = [
+        run
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        if users_of_run(instance, run.tags)
+    ]
     failed = 0
     for run in started:
         if run.tags.get(RUNNER_TAG) == IMPORT_COMMAND:
@@ -448,7 +457,7 @@ def dead_run_sensor(
         context.log.info(f"run {run.run_id}: worker {pid} is gone, run marked failed")
         failed += 1
     return dg.SkipReason(
-        f"{len(started)} import runs started, {failed} with a dead worker failed; "
+        f"{len(started)} runs of users started, {failed} with a dead worker failed; "
         f"{restored} rows of failed runs restored to failed"
     )
 
@@ -459,25 +468,40 @@ _WATCH_FAILED_SECONDS = 600
 
 
 def _restore_failed_rows(instance: dg.DagsterInstance, profiles: ProfilesResource) -> int:
-    """Rows that say ``processing`` or ``quick_ready`` although their user's latest import run
-    failed in the last minutes: a step of the dead run wrote its progress after
-    ``import_failure_sensor`` had told the app. Failed again, with the message they hold."""
-    recent = instance.get_runs(
+    """Rows that say ``processing`` or ``quick_ready`` although the latest run of their user
+    (an import, a re-run, a batch run over a range of users) failed in the last minutes: a
+    step of the dead run wrote its progress after ``import_failure_sensor`` had told the
+    app. Failed again, with the message they hold; users a batch run saved are left alone."""
+    ended = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    recent = instance.get_run_records(
         dg.RunsFilter(
-            job_name=import_user.name,
-            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            statuses=list(ended),
             updated_after=datetime.now(UTC) - timedelta(seconds=_WATCH_FAILED_SECONDS),
         )
     )
+    told = {
+        record.dagster_run.run_id: users_to_tell(instance, record.dagster_run) for record in recent
+    }
+    told = {run_id: user_ids for run_id, user_ids in told.items() if user_ids}
+    if not told:
+        return 0
+    # each user's latest run, among those created since the oldest of these failed runs
+    since = min(r.create_timestamp for r in recent if r.dagster_run.run_id in told)
+    latest: dict[str, dg.RunRecord] = {}
+    for record in [*recent, *instance.get_run_records(dg.RunsFilter(created_after=since))]:
+        for user_id in users_of_run(instance, record.dagster_run.tags):
+            known = latest.get(user_id)
+            if known is None or record.create_timestamp > known.create_timestamp:
+                latest[user_id] = record
     restored = 0
-    for user_id in {run.tags.get(PARTITION_TAG) for run in recent} - {None}:
-        [latest] = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: user_id}), limit=1)
-        if latest.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-            continue  # a newer run owns the row
-        row = profiles.store.get(user_id)
-        if row is not None and row.get("import_status") in ("processing", "quick_ready"):
-            record_failure(profiles.store, user_id, row.get("import_error") or WORKER_ENDED)
-            restored += 1
+    for run_id, user_ids in told.items():
+        for user_id in user_ids:
+            if latest[user_id].dagster_run.run_id != run_id:
+                continue  # a newer run owns the row
+            row = profiles.store.get(user_id)
+            if row is not None and row.get("import_status") in ("processing", "quick_ready"):
+                record_failure(profiles.store, user_id, row.get("import_error") or WORKER_ENDED)
+                restored += 1
     return restored
 
 

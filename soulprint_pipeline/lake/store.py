@@ -30,7 +30,6 @@ is read until the first promotion.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import posixpath
@@ -56,6 +55,17 @@ COPY_CHUNK_BYTES = 8 * 1024 * 1024
 #: it): longer than any import takes.
 DEFAULT_KEEP_SECONDS = 6 * 3600
 _VERSION_TIME = "%Y%m%dT%H%M%S"
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What a clean-up deleted: versions that were not current, and their bytes."""
+
+    versions: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Swept) -> Swept:
+        return Swept(self.versions + other.versions, self.bytes + other.bytes)
 
 
 @dataclass(frozen=True)
@@ -176,22 +186,22 @@ class Lake:
         (or was deleted)."""
         return self._read(posixpath.join(self._partition_path(asset, user_id), name, MANIFEST))
 
-    def sweep(self, now: datetime | None = None) -> int:
+    def sweep(self, now: datetime | None = None) -> Swept:
         """Delete every version, of every partition, that is not current and is older than
-        ``keep_seconds``; returns how many were deleted."""
-        removed = 0
+        ``keep_seconds``; how many were deleted, and their bytes."""
+        swept = Swept()
         for asset in self._folders(self._root):
             for partition in self._folders(asset):
-                removed += self._prune(partition, now)
-        return removed
+                swept += self._prune(partition, now)
+        return swept
 
-    def _prune(self, partition: str, now: datetime | None = None) -> int:
+    def _prune(self, partition: str, now: datetime | None = None) -> Swept:
         pointers = self._pointers(partition)
         current = self._current_of(partition) or {}
         for name in pointers[:-1]:  # older uploads' pointers: never current again
             self._remove(posixpath.join(partition, POINTERS, f"{name}.json"))
         cutoff = (now or datetime.now(UTC)).timestamp() - self.keep_seconds
-        removed = 0
+        swept = Swept()
         for entry in self._folders(partition):
             name = posixpath.basename(entry)
             if name == current.get("version"):
@@ -202,13 +212,24 @@ class Lake:
             except ValueError:
                 continue  # not a version folder
             if written.timestamp() < cutoff:
-                self._remove(entry)
-                removed += 1
-        return removed
+                size = self._size(entry)
+                if self._remove(entry):
+                    swept += Swept(1, size)
+        return swept
 
-    def _remove(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):  # another writer's prune got there first
+    def _size(self, path: str) -> int:
+        try:
+            return int(self.fs.du(path, total=True))
+        except FileNotFoundError:
+            return 0
+
+    def _remove(self, path: str) -> bool:
+        """Delete ``path``; ``False`` when another writer's prune got there first."""
+        try:
             self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            return False
+        return True
 
     def _pointers(self, partition: str) -> list[str]:
         """The uploads with a pointer in ``partition``, oldest first."""

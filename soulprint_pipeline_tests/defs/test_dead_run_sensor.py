@@ -58,7 +58,7 @@ def test_a_run_whose_worker_is_gone_is_failed_and_a_live_one_is_not(env: Env) ->
     assert status[alive.run_id] == dg.DagsterRunStatus.STARTED
     # the import command's runs are its own to fail (its next import does)
     assert status[own.run_id] == dg.DagsterRunStatus.STARTED
-    assert "4 import runs started, 2 with a dead worker failed" in result.skip_message
+    assert "4 runs of users started, 2 with a dead worker failed" in result.skip_message
 
 
 def _tick(env: Env) -> dg.SkipReason:

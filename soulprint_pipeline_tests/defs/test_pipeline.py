@@ -102,7 +102,7 @@ def test_rerun_replaces_every_output(env: Env, tmp_path: Path) -> None:
         assert len(versions) == 2, asset
         assert all((version / "MANIFEST.json").exists() for version in versions), asset
     assert env.row("dave")["total_messages"] == 14
-    removed = Lake(str(env.lake), keep_seconds=0).sweep()
+    removed = Lake(str(env.lake), keep_seconds=0).sweep().versions
     assert removed == 3
     for asset in ("raw_export", "conversation_batches", "quick_pass_soulprint"):
         (kept,) = [p.name for p in (env.lake / asset / "dave").iterdir() if p.name != "current"]

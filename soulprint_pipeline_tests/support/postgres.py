@@ -127,6 +127,11 @@ class _Server:
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()}")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data folder and port (after :meth:`start`'s initdb, or
+        again after :meth:`halt`)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -149,6 +154,16 @@ class _Server:
             raise RuntimeError(
                 f"pg_ctl start failed ({started.returncode}): {started.stderr.strip()}\n{log}"
             )
+
+    def halt(self) -> None:
+        """Stop the server at once, as a crash or a lost machine would (``pg_ctl stop -m
+        immediate``: no shutdown checkpoint, clients cut off), keeping its data for
+        :meth:`resume`."""
+        stopped = self.run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+        )
+        if stopped.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed ({stopped.returncode}): {stopped.stderr}")
 
     def stop(self) -> None:
         try:
@@ -267,11 +282,23 @@ class SharedServer:
             server.drop_database(name)
 
 
-POSTGRES = SharedServer(
-    find_bindir,
+MISSING = (
     f"PostgreSQL 15 binaries not found at {DEFAULT_BINDIR} (nor via pg_config or "
-    "SOULPRINT_TEST_PG_BINDIR): install postgresql-15",
+    "SOULPRINT_TEST_PG_BINDIR): install postgresql-15"
 )
+
+POSTGRES = SharedServer(find_bindir, MISSING)
+
+
+@contextlib.contextmanager
+def own_server() -> Iterator[_Server]:
+    """A server of the test's own, apart from the session's, for a test that stops and
+    starts it (:meth:`_Server.halt`, :meth:`_Server.resume`); removed afterwards."""
+    server = SharedServer(find_bindir, MISSING)
+    try:
+        yield server.acquire()
+    finally:
+        server.release()
 
 
 @pytest.fixture(scope="session")
