@@ -101,6 +101,16 @@ class Sample:
     by_reason: dict[str, int] = field(default_factory=dict)
     candidate_facts: list[str] = field(default_factory=list)  # dated, quoted, most trusted first
 
+    def person_texts(self) -> Iterator[str]:
+        """What the model is shown of the person (their custom instructions, memories,
+        candidate facts and messages, as cut for the prompt; never the assistant's lines):
+        where a quote given as evidence must be found."""
+        yield from self.custom_instructions
+        yield from self.memories
+        yield from self.candidate_facts
+        for conversation in self.conversations:
+            yield from (text for role, text in conversation.messages if role == "user")
+
 
 #: A custom instruction or memory, by its text (whitespace folded), with the newest time seen.
 Signals = dict[str, dict[str, tuple[float, str]]]
