@@ -179,6 +179,8 @@ def _ask_model(
             "prompt_version": prompt.version,
             "conversations_sampled": len(sample.conversations),
             "conversations_total": sample.total_conversations,
+            # periods and themes of the export, and how many the sample covers
+            "sample_coverage": sample.coverage,
             "estimated_input_tokens": sample.estimated_tokens,
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,

@@ -65,6 +65,9 @@ def test_a_normal_answer_becomes_the_soulprint(env: Env, bedrock: BedrockStub) -
     assert metadata["model"] == MODEL and metadata["prompt_version"] == quick_pass_prompt().version
     assert metadata["conversations_sampled"] == conversations
     assert metadata["conversations_total"] > conversations
+    coverage = metadata["sample_coverage"]  # counts of periods and themes, sampled of all
+    assert 1 <= coverage["periods_sampled"] <= coverage["periods"]
+    assert coverage["themes_sampled"] <= coverage["themes"]
     assert metadata["input_tokens"] == 1200 and metadata["output_tokens"] == 600
     assert metadata["estimated_cost_usd"] == pytest.approx(0.0042)
     assert metadata["model_calls"] == 1 and metadata["retries"] == 0
