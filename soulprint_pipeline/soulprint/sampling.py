@@ -37,7 +37,7 @@ from soulprint_pipeline.soulprint.evidence import LONG_MESSAGE_CHARS
 from soulprint_pipeline.soulprint.signals import (
     StatedFacts,
     custom_instruction_parts,
-    memory_items,
+    dated_memory_items,
 )
 from soulprint_pipeline.soulprint.themes import THEMES
 
@@ -153,15 +153,15 @@ class Sample:
 Signals = dict[str, dict[str, tuple[float, str]]]
 
 
-def _signal_texts(content_type: str, text: str) -> list[tuple[str, str]]:
-    """``(key, text)`` of what one signal row holds: a custom-instructions version without
-    ChatGPT's wrapper, or each memory of a memory snapshot (so a memory kept in many snapshots
-    is sent once)."""
+def _signal_texts(content_type: str, text: str) -> list[tuple[str, str, float | None]]:
+    """``(key, text, saved)`` of what one signal row holds: a custom-instructions version
+    without ChatGPT's wrapper, or each memory of a memory snapshot (so a memory kept in many
+    snapshots is sent once) with the time it was saved when the snapshot dates it."""
     if content_type == CUSTOM_INSTRUCTIONS:
         about, respond = custom_instruction_parts(text)
         kept = f"About me: {about}\nHow to respond: {respond}" if respond else about
-        return [(" ".join(kept.split()), kept)] if kept else []
-    return [(" ".join(memory.split()), memory) for memory in memory_items(text)]
+        return [(" ".join(kept.split()), kept, None)] if kept else []
+    return [(" ".join(memory.split()), memory, saved) for saved, memory in dated_memory_items(text)]
 
 
 def _conversations(
@@ -181,10 +181,11 @@ def _conversations(
                 # a signal row has no time of its own: its conversation's says when it held
                 when = row["created_at"] or row["conversation_created_at"]
                 seconds = when.timestamp() if when is not None else float("-inf")
-                for key, kept in _signal_texts(content_type, text):
+                for key, kept, saved in _signal_texts(content_type, text):
+                    held = saved if saved is not None else seconds
                     seen = signals[content_type].get(key)
-                    if seen is None or seconds > seen[0]:
-                        signals[content_type][key] = (seconds, kept)
+                    if seen is None or held > seen[0]:
+                        signals[content_type][key] = (held, kept)
                 continue
             if row["role"] == "tool":
                 continue  # tool output (code results, web pages) says nothing of the person
