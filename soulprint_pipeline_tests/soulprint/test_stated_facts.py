@@ -126,7 +126,9 @@ def test_no_junk_interests_no_feelings_from_politeness_no_padded_traits() -> Non
 
 def test_stated_facts_beat_inference_and_newer_statements_beat_older() -> None:
     cooking = "What can I cook for dinner with a sourdough bread and a vegetarian risotto recipe?"
-    older_memory = "1. [2023-02-01]. User lives in Aberdeen.\n2. [2023-02-01]. User works as a doctor."
+    older_memory = (
+        "1. [2023-02-01]. User lives in Aberdeen.\n2. [2023-02-01]. User works as a doctor."
+    )
     newer_memory = (
         "1. [2023-02-01]. User lives in Aberdeen.\n2. [2023-02-01]. User works as a doctor.\n"
         "3. [2025-05-20]. User lives in Bristol.\n4. [2025-05-20]. User works as a midwife."
