@@ -6,13 +6,13 @@ newest or the longest conversations: one streaming pass keeps, in bounded memory
 few conversations of each month and of each theme (themes.py: the topic whose specific words
 the person's messages use most), then the sample takes each theme's best conversation, then
 goes round the periods (months, or quarters or years on a long history), newest period
-first, each time the best conversation of the theme it has least of, until the budget or
-the count is used. The best in a bucket is where the person writes most per message (in
-coarse steps; pasted documents are not their words), then the newest. Custom instructions
-(ChatGPT's wrapper text removed, versions dated, newest first) and saved memories (each one
-once) are always in, and so are the candidate facts mined from every row (signals.py), so a
-fact stated once in one chat of thousands reaches the model. The budget goes to the person:
-assistant turns are cut short and tool output is left out.
+first, taking the next best of each, until the budget or the count is used. The best in a
+bucket is where the person writes most per message (in coarse steps; pasted documents are
+not their words), then the newest. Custom instructions (ChatGPT's wrapper text removed,
+versions dated, newest first) and saved memories (each one once) are always in, and so are
+the candidate facts mined from every row (signals.py), so a fact stated once in one chat of
+thousands reaches the model. The budget goes to the person: assistant turns are cut short
+(together at most half the person's words in a conversation) and tool output is left out.
 
 Bedrock's client offers no token counting, so tokens are estimated from UTF-8 bytes (about 3.5
 bytes a token for English prose, and CJK characters, 3 bytes each, come out near one token).
@@ -270,8 +270,7 @@ def _coverage_order(
 ) -> list[SampledConversation]:
     """``candidates`` in the order the sample takes them: the best conversation (:func:`_rank`)
     of each theme (the person's most frequent themes first), then round the periods, newest
-    first, each time the best conversation of the theme taken least so far."""
-    taken: Counter[str] = Counter()
+    first, the next best of each."""
     order: list[SampledConversation] = []
     left = sorted(candidates, key=_rank, reverse=True)
     for theme in sorted(themes, key=lambda theme: (-themes[theme], theme)):
@@ -281,7 +280,6 @@ def _coverage_order(
                 continue  # its conversations were in months too old to remember
             order.append(best)
             left.remove(best)
-            taken[theme] += 1
     periods: dict[int | None, list[SampledConversation]] = {}
     for conversation in left:  # the best first within each period
         month = conversation.month
