@@ -101,6 +101,7 @@ def to_save(
         rows=parts.manifest,
         on_saved=lambda: tracker.complete(columns, REMEMBERING),
         picture=render_png(activity),
+        evidence=generated.evidence,
     )
     return soulprint, activity.messages
 

@@ -23,6 +23,7 @@ from soulprint_pipeline.lake.verify import inspect_parts
 from soulprint_pipeline.mirror.agreement import COMPARED, disagreements
 from soulprint_pipeline.mirror.progress import ProgressTracker
 from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
+from soulprint_pipeline.soulprint.field_evidence import sections_of
 from soulprint_pipeline.soulprint.sections import SoulprintValidationError, validate_sections
 
 ROWS_MATCH_SCHEMA = "rows_match_schema"
@@ -112,7 +113,7 @@ def soulprint_checks(
     a newer upload's replaced is not the one the row should carry; both warn.
     """
     user_id = tracker.user_id
-    stored = lake.read_json(manifest["file"])
+    stored = sections_of(lake.read_json(manifest["file"]))
     try:
         valid = validate_sections(stored) == stored
         problem = "" if valid else "validating the stored soulprint changes it"

@@ -37,6 +37,7 @@ from soulprint_pipeline.export.containers import MiB, open_export
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.lake.store import DEFAULT_KEEP_SECONDS, Lake, StoredParts, Version
+from soulprint_pipeline.soulprint.field_evidence import sections_of, stored_soulprint
 from soulprint_pipeline.uploads import Upload
 
 #: The activity picture's file name in the soulprint's version folder.
@@ -80,6 +81,8 @@ class SoulprintToSave:
     on_saved: Callable[[], None] = field(default=lambda: None)
     #: The person's activity as a PNG (counts only), kept beside the soulprint.
     picture: bytes | None = None
+    #: The quotes behind the filled fields: in the soulprint's JSON, and nowhere else.
+    evidence: dict[str, list[str]] = field(default_factory=dict)
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -137,7 +140,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         manifest: dict[str, Any] = {
             "kind": "json",
-            "file": lake.write_json(version, "soulprint.json", soulprint.sections),
+            "file": lake.write_json(
+                version, "soulprint.json", stored_soulprint(soulprint.sections, soulprint.evidence)
+            ),
         }
         metadata: dict[str, Any] = {"path": dg.MetadataValue.path(version.url)}
         if soulprint.picture is not None:
@@ -216,7 +221,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             )
         if manifest["kind"] == "parquet":
             return StoredParts(lake, manifest)
-        return lake.read_json(manifest["file"])
+        return sections_of(lake.read_json(manifest["file"]))
 
 
 def run_manifest(

@@ -18,6 +18,7 @@ from soulprint_pipeline.lake.store import Lake
 from soulprint_pipeline.mirror.agreement import disagreements
 from soulprint_pipeline.mirror.progress import COMPLETE, REMEMBERING, ProgressTracker
 from soulprint_pipeline.mirror.store import ProfileStore, ProfileStoreError
+from soulprint_pipeline.soulprint.field_evidence import sections_of
 
 #: Users looked at a tick (``SOULPRINT_RECONCILE_USERS_PER_TICK``): a few lake reads each.
 USERS_PER_TICK = int_setting("SOULPRINT_RECONCILE_USERS_PER_TICK", 200)
@@ -66,7 +67,7 @@ def reconcile_user(
     was_complete = row is not None and row.get("import_status") == COMPLETE.status
     memory_stored = was_complete or _memory_stored_for(instance, user_id, rows_version)
     stage = COMPLETE if memory_stored else REMEMBERING
-    sections = lake.read_json(soulprint["file"])
+    sections = sections_of(lake.read_json(soulprint["file"]))
     if (
         row is not None
         and not disagreements(row, sections)

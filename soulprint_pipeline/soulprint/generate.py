@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from soulprint_pipeline.soulprint.evidence import ProfileEvidence, evidence_summary
+from soulprint_pipeline.soulprint.field_evidence import QuoteFinder, checked_evidence
 from soulprint_pipeline.soulprint.llm import ask_for_soulprint
-from soulprint_pipeline.soulprint.offline import offline_soulprint
+from soulprint_pipeline.soulprint.offline import offline_quotes, offline_soulprint
 from soulprint_pipeline.soulprint.prompt import quick_pass_prompt, user_message
 from soulprint_pipeline.soulprint.sampling import (
     COLUMNS,
@@ -91,6 +92,9 @@ class Generated:
 
     sections: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the quotes behind the filled fields (``{"section.field": [quote]}``): the person's
+    #: text, for the lake's JSON only (field_evidence.py)
+    evidence: dict[str, list[str]] = field(default_factory=dict)
 
 
 def generate(
@@ -102,7 +106,8 @@ def generate(
 
     ``on_progress`` hears the fraction done, from 0 to 1: after each part offline, after the
     sample for a model. The offline metadata holds ``evidence``, the evidence summary (counts
-    and rates, never the person's text).
+    and rates, never the person's text); both hold ``field_evidence``, the counts of the
+    quotes kept and dropped (the quotes themselves are in ``Generated.evidence`` only).
     """
     if settings.backend == "offline":
         return _offline(parts, settings, on_progress)
@@ -119,8 +124,11 @@ def _offline(
             evidence.add(batch)
         if on_progress is not None:
             on_progress((index + 1) / len(parts.paths))
+    sections = validate_sections(offline_soulprint(evidence))
+    # cut from the rows themselves: nothing to find them in but what they were cut from
+    quotes = checked_evidence(offline_quotes(evidence, sections), sections, finder=None)
     return Generated(
-        validate_sections(offline_soulprint(evidence)),
+        sections,
         {
             "model": settings.model,
             "prompt_version": quick_pass_prompt().version,
@@ -129,7 +137,9 @@ def _offline(
             "estimated_cost_usd": 0.0,
             "latency_s": round(time.perf_counter() - started, 3),
             "evidence": evidence_summary(evidence),
+            "field_evidence": quotes.summary(),
         },
+        quotes.quotes,
     )
 
 
@@ -161,6 +171,7 @@ def _ask_model(
             )
 
     answer = asyncio.run(ask())
+    quotes = checked_evidence(answer.evidence, answer.sections, QuoteFinder(sample.person_texts()))
     return Generated(
         answer.sections,
         {
@@ -168,6 +179,8 @@ def _ask_model(
             "prompt_version": prompt.version,
             "conversations_sampled": len(sample.conversations),
             "conversations_total": sample.total_conversations,
+            # periods and themes of the export, and how many the sample covers
+            "sample_coverage": sample.coverage,
             "estimated_input_tokens": sample.estimated_tokens,
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
@@ -176,5 +189,7 @@ def _ask_model(
             "model_calls": answer.calls,
             "retries": answer.retries,
             "repaired": answer.repaired,
+            "field_evidence": quotes.summary(),
         },
+        quotes.quotes,
     )

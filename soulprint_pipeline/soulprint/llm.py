@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the SDK costs ~50 MB of memory: imported only where a model
     import anthropic
 
 from soulprint_pipeline.errors import UserSafeError
+from soulprint_pipeline.soulprint.field_evidence import EVIDENCE_KEY
 from soulprint_pipeline.soulprint.sections import (
     NOT_ENOUGH_DATA,
     SECTION_NAMES,
@@ -56,6 +57,8 @@ class Answer:
     """A validated soulprint and what it cost."""
 
     sections: dict[str, Any]
+    #: the answer's evidence as given (``{"section.field": quote}``), unchecked
+    evidence: Any = None
     input_tokens: int = 0
     output_tokens: int = 0
     calls: int = 0
@@ -78,6 +81,11 @@ class Answer:
 
 def parse_answer(text: str) -> dict[str, Any]:
     """The sections in a model's answer: code fences stripped, JSON parsed, then validated."""
+    return _parse(text)[0]
+
+
+def _parse(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validated sections of a model's answer, and the answer's JSON object."""
     match = _FENCE.match(text)
     body = match.group(1) if match else text.strip()
     if not body.startswith("{"):  # tolerate a sentence before or after the object
@@ -99,7 +107,7 @@ def parse_answer(text: str) -> dict[str, Any]:
     sections = validate_sections(raw)
     if sections["identity"]["ai_name"] == NOT_ENOUGH_DATA:
         raise SoulprintValidationError("identity.ai_name: expected a creative name")
-    return sections
+    return sections, raw
 
 
 def _classify(error: anthropic.APIError) -> ModelError:
@@ -150,7 +158,9 @@ async def ask_for_soulprint(
             extra_body={"temperature": TEMPERATURE},
         )
         try:
-            answer.sections = parse_answer(text)
+            answer.sections, raw = _parse(text)
+            # checked against the input by the caller, which has it; never a repair call
+            answer.evidence = raw.get(EVIDENCE_KEY)
             answer.repaired = attempt == 2
             answer.latency_s = round(time.perf_counter() - started, 3)
             return answer

@@ -29,6 +29,7 @@ from soulprint_pipeline.soulprint.evidence import (
     share,
 )
 from soulprint_pipeline.soulprint.facts import fact_sentences, personal_facts, relationships
+from soulprint_pipeline.soulprint.field_evidence import MAX_QUOTES
 from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA, _cap, validate_sections
 from soulprint_pipeline.soulprint.themes import (
     THEME_LABELS,
@@ -501,3 +502,38 @@ def offline_soulprint(evidence: ProfileEvidence) -> dict[str, dict[str, Any]]:
 
 def _year(micros: int) -> int:
     return int(pc.year(pa.scalar(micros, pa.timestamp("us", tz="UTC"))).as_py())
+
+
+def offline_quotes(evidence: ProfileEvidence, sections: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The quotes behind the fields :func:`offline_soulprint` filled from what the person
+    states (``{"section.field": [quote]}``): each statement's sentence as written, in custom
+    instructions, a memory or a chat. Fields inferred from rates and topics have none."""
+    stated = evidence.stated
+    user, agents = sections["user"], sections["agents"]
+    quotes: dict[str, list[str]] = {}
+
+    def add(path: str, quote: str) -> None:
+        kept = quotes.setdefault(path, [])
+        if quote not in kept and len(kept) < MAX_QUOTES:  # the most trusted first
+            kept.append(quote)
+
+    for kind in ("name", "location", "occupation", "preferred_address"):
+        value = user[kind]
+        for candidate in stated.all_of(kind):
+            if candidate.value == value:
+                add(f"user.{kind}", candidate.quote)
+                break
+    if "user.preferred_address" not in quotes and user["preferred_address"] == user["name"]:
+        quotes["user.preferred_address"] = list(quotes.get("user.name", []))
+    for kind, path in (("relationship", "relationships"), ("interest", "interests")):
+        for candidate in stated.all_of(kind):
+            if candidate.value in user[path]:
+                add(f"user.{path}", candidate.quote)
+    for instruction in stated.instructions():
+        said = instruction.rstrip(".")
+        for path in ("agents.behavioral_rules", "agents.do_not"):
+            if any(said in rule for rule in agents[path.split(".")[1]]):
+                add(path, instruction)
+        if said in sections["soul"]["boundaries"]:
+            add("soul.boundaries", instruction)
+    return {path: kept for path, kept in quotes.items() if kept}

@@ -12,7 +12,8 @@ from functools import cache
 from importlib.resources import files
 from typing import NamedTuple
 
-from soulprint_pipeline.soulprint.sections import SECTION_FIELDS
+from soulprint_pipeline.soulprint.field_evidence import EVIDENCE_KEY
+from soulprint_pipeline.soulprint.sections import FIELD_DEFINITIONS, SECTION_FIELDS
 
 
 class Prompt(NamedTuple):
@@ -23,11 +24,21 @@ class Prompt(NamedTuple):
 
 
 def _schema() -> str:
-    example = {
-        section: {name: ["..."] if kind is list else "..." for name, kind in fields.items()}
+    """The answer's shape, each field given its definition (a list field as a list of one)."""
+    example: dict[str, dict[str, object]] = {
+        section: {
+            name: [FIELD_DEFINITIONS[section][name]]
+            if kind is list
+            else FIELD_DEFINITIONS[section][name]
+            for name, kind in fields.items()
+        }
         for section, fields in SECTION_FIELDS.items()
     }
-    return json.dumps(example, indent=2)
+    example[EVIDENCE_KEY] = {
+        "section.field": "a short verbatim quote of the person's words behind that field",
+        "section.list_field": ["up to 3 quotes"],
+    }
+    return json.dumps(example, indent=2, ensure_ascii=False)
 
 
 @cache

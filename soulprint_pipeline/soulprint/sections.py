@@ -68,6 +68,48 @@ SECTION_FIELDS: dict[str, dict[str, type]] = {
     },
 }
 
+#: What each field holds, shown in the prompt's schema (a model shown only "..." guesses).
+FIELD_DEFINITIONS: dict[str, dict[str, str]] = {
+    "soul": {
+        "communication_style": "how the person writes: length, structure, directness, language",
+        "personality_traits": "3-7 traits their own messages show, one or two words each",
+        "tone_preferences": "the tone they respond well to, from how they write and ask",
+        "boundaries": "what they ask the assistant to respect or avoid, in their words",
+        "humor_style": "whether and how humor shows in their messages",
+        "formality_level": "formal, semi-formal or casual, and what shows it",
+        "emotional_patterns": "whether they share feelings, stress or excitement, and how",
+    },
+    "identity": {
+        "ai_name": "a creative name for the person's own AI that suits them; never Assistant",
+        "archetype": "2 to 4 words naming the role their AI plays for them",
+        "vibe": "a few words on the personality their AI should have",
+        "emoji_style": "how much emoji their AI should use, following the person",
+        "signature_greeting": "one short greeting their AI could open with, by their name",
+    },
+    "user": {
+        "name": "the person's name as they state it",
+        "location": "where they live now (city, region or country), as stated",
+        "occupation": "their job or role now, as stated",
+        "relationships": "people and pets by name with the relation, e.g. Harriet (wife)",
+        "interests": "topics they pursue or keep coming back to; never filler words",
+        "life_context": "their current situation in a sentence or two: projects, life stage",
+        "preferred_address": "what they want to be called (a preferred name, else their name)",
+    },
+    "agents": {
+        "response_style": "how their AI should answer: length, structure, register",
+        "behavioral_rules": "up to 7 rules for their AI, their own instructions first",
+        "context_adaptation": "how their AI should change with the topic or mood",
+        "memory_directives": "what their AI should remember about them and refer back to",
+        "do_not": "things their AI must not do, their own don'ts first",
+    },
+    "tools": {
+        "likely_usage": "what they use the assistant for, most frequent first",
+        "capabilities_emphasis": "capabilities they rely on (code, browsing, images, ...)",
+        "output_preferences": "formats they prefer for answers (lists, tables, code, prose)",
+        "depth_preference": "how deep answers should go: brief, moderate or in-depth",
+    },
+}
+
 #: Lists longer than this are cut (DESIGN.md asks for 3-7 traits and rules).
 LIST_LIMITS = {"personality_traits": 7, "behavioral_rules": 7}
 MAX_LIST_ITEMS = 12

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -276,10 +277,28 @@ def sentences(text: str) -> list[str]:
     return out
 
 
-def memory_items(text: str) -> list[str]:
-    """The memories of one memory row (a snapshot lists them numbered and dated), bare."""
-    items = [_MEMORY_PREFIX_RE.sub("", line).strip() for line in text.splitlines()]
-    return [item for item in items if item]
+_MEMORY_DATE_RE = re.compile(r"^\s*(?:\d+[.)]\s*)?\[(\d{4})-(\d{2})-(\d{2})\]")
+
+
+def dated_memory_items(text: str) -> list[tuple[float | None, str]]:
+    """The memories of one memory row, bare, each with the time it was saved (seconds): a
+    snapshot lists them numbered and dated ("3. [2025-05-20]. User lives in Bristol."), and
+    an old memory listed in a new snapshot is still old. ``None`` for an undated one."""
+    out: list[tuple[float | None, str]] = []
+    for line in text.splitlines():
+        item = _MEMORY_PREFIX_RE.sub("", line).strip()
+        if not item:
+            continue
+        date = _MEMORY_DATE_RE.match(line)
+        saved = None
+        if date is not None:
+            try:
+                day = datetime(*map(int, date.groups()), tzinfo=UTC)  # type: ignore[misc]
+                saved = day.timestamp()
+            except ValueError:  # "[2025-13-40]": not a date
+                pass
+        out.append((saved, item))
+    return out
 
 
 def _clean(kind: str, value: str) -> str:
@@ -399,8 +418,10 @@ class StatedFacts:
                 ):
                     self._versions[key] = moment
             else:
-                for fact, value, quote in find_statements(body):
-                    self._keep(Candidate(fact, value, "memory", moment or when[index], quote))
+                for saved, item in dated_memory_items(body):
+                    saved = saved if saved is not None else moment or when[index]
+                    for fact, value, quote in find_statements(item):
+                        self._keep(Candidate(fact, value, "memory", saved, quote))
         chat = pc.and_(pc.equal(role, "user"), pc.invert(signal))
         sample = pc.utf8_slice_codeunits(text, 0, CHAT_SAMPLE_CHARS)
         hits = pc.and_(chat, pc.match_substring_regex(sample, _CHAT_PREFILTER))

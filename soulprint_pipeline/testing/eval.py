@@ -7,7 +7,9 @@ the project's own reader, and given to both paths:
   planted fact in the right field, is any field's value wrong (a stale or invented value), and
   is any interest junk (a word with no topic behind it)?
 * the model backends: is each planted fact in the request they would send (built by the same
-  sampling and prompt code, no network), and how the request's tokens split by source.
+  sampling and prompt code, no network), how the request's tokens split by source, and how
+  the sampled conversations cover the person's history: the months and the themes (themes.py)
+  of the conversations with something to say (at least ``min_user_words`` of the person's).
 
 Command line (``make eval`` runs it on the 2,000-conversation personas)::
 
@@ -29,10 +31,16 @@ from typing import Any
 import pyarrow as pa
 
 from soulprint_pipeline.export.reader import ExportReader
+from soulprint_pipeline.export.rows import CUSTOM_INSTRUCTIONS, MEMORY
 from soulprint_pipeline.soulprint.evidence import ProfileEvidence
 from soulprint_pipeline.soulprint.generate import ModelSettings, model_input
 from soulprint_pipeline.soulprint.offline import offline_soulprint
-from soulprint_pipeline.soulprint.sampling import Sample, estimate_tokens
+from soulprint_pipeline.soulprint.sampling import (
+    Sample,
+    SampleLimits,
+    conversation_theme,
+    estimate_tokens,
+)
 from soulprint_pipeline.soulprint.sections import NOT_ENOUGH_DATA
 from soulprint_pipeline.testing.personas import (
     FIELDS,
@@ -100,6 +108,8 @@ class PersonaScore:
     wrong: list[str] = field(default_factory=list)  # "field: value" of wrong values
     junk_interests: list[str] = field(default_factory=list)
     input_tokens: dict[str, int] = field(default_factory=dict)
+    #: months and themes of the export's conversations, and of the sampled ones
+    coverage: dict[str, int] = field(default_factory=dict)
 
     @property
     def planted(self) -> int:
@@ -179,6 +189,34 @@ def token_split(sample: Sample) -> dict[str, int]:
     return split
 
 
+def coverage(batches: Iterable[pa.RecordBatch], sample: Sample) -> dict[str, int]:
+    """The months and themes of the conversations the person says something in (at least
+    ``min_user_words`` words of theirs), in the export and in ``sample``."""
+    texts: dict[str, list[str]] = {}
+    months: dict[str, int] = {}
+    for batch in batches:
+        for row in batch.select(
+            ["conversation_id", "conversation_created_at", "role", "content_type", "text"]
+        ).to_pylist():
+            if row["role"] != "user" or row["content_type"] in (CUSTOM_INSTRUCTIONS, MEMORY):
+                continue
+            key = row["conversation_id"] or ""
+            texts.setdefault(key, []).append(row["text"] or "")
+            started = row["conversation_created_at"]
+            if started is not None:
+                months[key] = started.year * 12 + started.month - 1
+    floor = SampleLimits().min_user_words
+    said = {key for key, said in texts.items() if sum(len(t.split()) for t in said) >= floor}
+    sampled = {c.conversation_id for c in sample.conversations} & said
+    themes = {key: conversation_theme(texts[key]) for key in said}
+    return {
+        "months": len({months[key] for key in said if key in months}),
+        "months_sampled": len({months[key] for key in sampled if key in months}),
+        "themes": len({themes[key] for key in said} - {""}),
+        "themes_sampled": len({themes[key] for key in sampled} - {""}),
+    }
+
+
 def evaluate(persona: Persona, conversations: int, folder: Path, seed: int = 0) -> PersonaScore:
     """Write ``persona``'s export in ``folder`` and score both paths on it."""
     path = folder / f"{persona.key}.json"
@@ -208,6 +246,7 @@ def evaluate(persona: Persona, conversations: int, folder: Path, seed: int = 0) 
             score.missed_input.append(f"{fact.kind}: {fact.value} ({fact.source})")
     score.input_tokens = token_split(sample)
     score.input_tokens["total"] = estimate_tokens(request)
+    score.coverage = coverage(batches, sample)
     return score
 
 
@@ -238,6 +277,12 @@ def report(scores: Sequence[PersonaScore]) -> str:
             f"{score.persona:<11} wrong values {len(score.wrong)}, junk interests"
             f" {len(score.junk_interests)}; input {tokens.get('total', 0)} tokens: {split}"
         )
+        cover = score.coverage
+        if cover:
+            lines.append(
+                f"{score.persona:<11} sampled conversations cover {cover['months_sampled']}/"
+                f"{cover['months']} months, {cover['themes_sampled']}/{cover['themes']} themes"
+            )
         for label, items in (
             ("missed offline", score.missed_offline),
             ("missed in input", score.missed_input),

@@ -25,16 +25,19 @@ from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_conversation, zip_bytes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: What the person says about themselves: the evidence behind their location.
+STATED = "I live in Porthleven, by the harbour."
 #: Names the person chose: the upload's file name and the folder inside their ZIP.
 FILE_NAME = "Rosalind-private-stuff.zip"
 FOLDER = "Rosalind Franklin 2026"
 
 
-def _export() -> bytes:
+def _export(stated: bool = False) -> bytes:
     conversations = [
         chatgpt_conversation(
             i,
-            [("user", f"my secret plan number {i}"), ("assistant", f"a confidential reply {i}")],
+            [("user", f"my secret plan number {i}"), ("assistant", f"a confidential reply {i}")]
+            + ([("user", STATED)] if stated and i == 3 else []),
             create_time=1_700_000_000.0 + i * 86_400 * 9,
         )
         for i in range(12)
@@ -51,24 +54,8 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     return {key: value.value for key, value in event.metadata.items()}
 
 
-def _all_metadata_text(env: Env, run_id: str) -> str:
-    """Every metadata value and log message of the run, as one string."""
-    texts = []
-    for record in env.instance.all_logs(run_id):
-        texts.append(record.user_message or "")
-        event = record.dagster_event
-        data = event.event_specific_data if event else None
-        for attribute in ("materialization", "asset_observation"):
-            if hasattr(data, attribute):
-                texts.extend(str(v.value) for v in getattr(data, attribute).metadata.values())
-        if isinstance(data, dg.AssetCheckEvaluation):
-            texts.append(data.description or "")
-            texts.extend(str(v.value) for v in data.metadata.values())
-    return "\n".join(texts)
-
-
 def test_checks_pass_and_metadata_is_standard(env: Env) -> None:
-    upload = env.upload("rosa", FILE_NAME, _export())
+    upload = env.upload("rosa", FILE_NAME, _export(stated=True))
     result = env.run_import("rosa", upload)
     assert result.success
     checks = _checks(result)
@@ -83,16 +70,23 @@ def test_checks_pass_and_metadata_is_standard(env: Env) -> None:
     assert raw["size"].endswith("KiB") and isinstance(raw["bytes"], int)
     assert raw["path"].endswith(env.current("raw_export", "rosa")["version"])
     parsed = _metadata(result, "conversation_batches")
-    assert parsed["dagster/row_count"] == parsed["rows"] == 24
+    assert parsed["dagster/row_count"] == parsed["rows"] == 25
     assert parsed["json_bytes"] > parsed["export_bytes"]  # a ZIP: compressed when stored
     assert {"stored_mb_per_s", "json_mb_per_s", "json_size", "export_size"} <= set(parsed)
     assert "mb_per_s" not in parsed
 
     # nothing the person wrote or named reaches the run's metadata or log
-    text = _all_metadata_text(env, result.run_id)
+    text = env.metadata_and_logs(result.run_id)
     assert raw["sha256"] in text  # the metadata values are in what is searched
-    for private in ("secret plan", "confidential", "Rosalind", FOLDER, FILE_NAME):
+    for private in ("secret plan", "confidential", "Rosalind", FOLDER, FILE_NAME, STATED):
         assert private not in text, private
+    # the quote behind a field is kept in the lake's JSON, for an audit, and only there
+    row = env.row("rosa")
+    assert row["soulprint"]["user"]["location"] == "Porthleven"
+    stored = env.stored_soulprint("rosa")
+    assert stored["evidence"]["user.location"] == [STATED]
+    assert STATED not in json.dumps(row, default=str) and "evidence" not in row["soulprint"]
+    assert _metadata(result, "quick_pass_soulprint")["field_evidence"]["quotes"] >= 1
 
     # a re-run from the UI of a complete user is quiet, and the row still agrees
     again = env.rematerialize("rosa", [quick_pass_soulprint])
@@ -181,7 +175,7 @@ def test_a_mirror_changed_behind_the_pipeline_fails_its_check(
     checks = _checks(result)
     assert checks[SECTIONS_VALID].passed and not checks[MIRROR_AGREES].passed
     assert checks[MIRROR_AGREES].metadata["differing"].value == "ai_name"
-    assert "Somebody" not in _all_metadata_text(env, result.run_id)
+    assert "Somebody" not in env.metadata_and_logs(result.run_id)
     assert not result.asset_materializations_for_node("memory_chunks")
 
 

@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from soulprint_pipeline.soulprint.field_evidence import sections_of
 from soulprint_pipeline.soulprint.sections import SECTION_NAMES
 from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
@@ -39,9 +40,11 @@ def test_a_user_ends_complete_with_the_soulprint_as_jsonb(pg_env: Env) -> None:
     assert (row["total_conversations"], row["total_messages"]) == (6, 12)
     assert row["processing_started_at"].tzinfo == UTC
     assert row["updated_at"] >= row["processing_started_at"]
-    # the soulprint round-trips: what the lake holds is what the app reads back
-    assert set(row["soulprint"]) == set(SECTION_NAMES)
-    assert row["soulprint"] == _lake_soulprint(pg_env, "pg-alice")
+    # the soulprint round-trips: what the lake holds is what the app reads back, but for the
+    # evidence quotes, which the lake's JSON alone keeps
+    stored = _lake_soulprint(pg_env, "pg-alice")
+    assert set(row["soulprint"]) == set(SECTION_NAMES) and "evidence" in stored
+    assert row["soulprint"] == sections_of(stored)
     assert row["ai_name"] == row["soulprint"]["identity"]["ai_name"]
     assert row["archetype"] == row["soulprint"]["identity"]["archetype"]
 

@@ -65,6 +65,9 @@ def test_a_normal_answer_becomes_the_soulprint(env: Env, bedrock: BedrockStub) -
     assert metadata["model"] == MODEL and metadata["prompt_version"] == quick_pass_prompt().version
     assert metadata["conversations_sampled"] == conversations
     assert metadata["conversations_total"] > conversations
+    coverage = metadata["sample_coverage"]  # counts of periods and themes, sampled of all
+    assert 1 <= coverage["periods_sampled"] <= coverage["periods"]
+    assert coverage["themes_sampled"] <= coverage["themes"]
     assert metadata["input_tokens"] == 1200 and metadata["output_tokens"] == 600
     assert metadata["estimated_cost_usd"] == pytest.approx(0.0042)
     assert metadata["model_calls"] == 1 and metadata["retries"] == 0
@@ -155,3 +158,53 @@ def test_a_partial_answer_gets_the_repair_call(env: Env, bedrock: BedrockStub) -
     repair = bedrock.requests[1].body["messages"][-1]["content"]
     assert "lacks the sections identity, user, agents, tools" in repair
     assert env.row("user-b")["ai_name"] == "Vega"
+
+
+def test_the_evidence_is_checked_against_the_input_and_kept_in_the_lake_only(
+    env: Env, bedrock: BedrockStub
+) -> None:
+    stated = "My sister Leah visits on Friday & I live in Denver"
+    conversations = [
+        chatgpt_conversation(
+            i,
+            [
+                ("user", f"I keep a small vegetable garden, what should I sow in week {i}?"),
+                ("assistant", "Happy to help you plan the vegetable garden this spring."),
+            ],
+        )
+        for i in range(6)
+    ]
+    conversations.append(chatgpt_conversation(6, [("user", stated)]))
+    upload = env.upload("user-e", "conversations.json", json.dumps(conversations).encode())
+    answer = json.loads(soulprint_json("Nova", user__location="Denver"))
+    answer["evidence"] = {
+        # the person's words, as the model may copy them: typographic quotes, escaped & folded
+        "user.location": ["“My sister Leah visits on Friday &amp; I  live in Denver”"],
+        "user.interests": "I keep a small vegetable garden",
+        "soul.humor_style": "I tell a pun in every message",  # nobody wrote it
+        "tools.likely_usage": "Happy to help you plan the vegetable garden",  # the assistant's
+        "user.name": "I live in Denver",  # the field is "not enough data"
+    }
+    bedrock.script(Reply(json.dumps(answer)))
+    result = env.run_import("user-e", upload)
+    assert result.success
+    # the model is asked for it, each field defined
+    system = bedrock.requests[0].body["system"]
+    assert '"evidence": {' in system and "copied exactly" in system
+    stored = env.stored_soulprint("user-e")
+    assert stored["evidence"] == {
+        "user.location": ["My sister Leah visits on Friday & I live in Denver"],
+        "user.interests": ["I keep a small vegetable garden"],
+    }
+    assert _metadata(result)["field_evidence"] == {
+        "fields_with_evidence": 2,
+        "quotes": 2,
+        "dropped_not_in_input": 2,
+        "dropped_other": 1,
+    }
+    # the quotes are the person's text: not in the row, the metadata or the run's log
+    row = json.dumps(env.row("user-e"), default=str)
+    logged = env.metadata_and_logs(result.run_id)
+    assert "evidence" not in row
+    for quote in ("Leah visits", "vegetable garden"):
+        assert quote not in row and quote not in logged, quote

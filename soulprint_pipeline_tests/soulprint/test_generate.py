@@ -42,7 +42,18 @@ def test_the_offline_step_gives_sections_and_json_metadata(parts: StoredParts) -
         "estimated_cost_usd",
         "latency_s",
         "evidence",
+        "field_evidence",
     }
+    # counts in the metadata; the quotes only beside the sections
+    assert set(generated.metadata["field_evidence"]) == {
+        "fields_with_evidence",
+        "quotes",
+        "dropped_not_in_input",
+        "dropped_other",
+    }
+    assert generated.metadata["field_evidence"]["quotes"] == sum(
+        len(quotes) for quotes in generated.evidence.values()
+    )
     assert generated.metadata["model"] == DEFAULT_MODELS["offline"]
     assert generated.metadata["prompt_version"] == quick_pass_prompt().version
     evidence = generated.metadata["evidence"]

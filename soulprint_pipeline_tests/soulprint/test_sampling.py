@@ -136,3 +136,86 @@ def test_a_fact_stated_once_reaches_the_model_with_its_date_and_quote(tmp_path: 
     )
     lines = facts.splitlines()[1:]
     assert len(lines) == len(set(lines))  # one line per fact
+
+
+#: One topic a quarter, oldest first: the person's interests move over two years.
+TOPICS_BY_QUARTER = {
+    "cooking": "a vegetarian dinner recipe: can I bake sourdough bread and a cake for the meal",
+    "fitness": "my marathon training: a running workout, the gym and stretching after a race",
+    "travel": "a trip itinerary for Lisbon: which flight and hotel for a short vacation",
+    "music": "piano practice: the chords and scales of a song I want to play",
+    "finance": "my budget: rent, savings and the mortgage, and whether to invest",
+    "languages": "Spanish vocabulary and pronunciation, and how to translate idioms",
+    "reading": "a novel with an author I like: which book and chapter to read next",
+    "planning": "a routine with goals, a calendar and a deadline for each habit",
+}
+
+
+def _export_whose_topics_change(path: Path) -> dict[str, tuple[int, str, float]]:
+    """A ChatGPT export of 24 months, one topic a quarter; the oldest quarters' conversations
+    are the longest, the newest quarter has the most. ``conversation_id -> (month, topic,
+    created)``."""
+    import json
+    from datetime import UTC, datetime
+
+    from soulprint_pipeline_tests.support.exports import chatgpt_conversation
+
+    truth: dict[str, tuple[int, str, float]] = {}
+    conversations = []
+    for quarter, (topic, words) in enumerate(TOPICS_BY_QUARTER.items()):
+        for month in range(quarter * 3, quarter * 3 + 3):
+            count = 30 if quarter == 7 else 8
+            turns = 2 + 2 * (7 - quarter)  # older: longer
+            for day in range(count):
+                index = len(conversations)
+                created = datetime(2024 + month // 12, month % 12 + 1, 1 + day, tzinfo=UTC)
+                said = [
+                    ("user", f"Question {n} about {words}?")
+                    if n % 2 == 0
+                    else ("assistant", "A reply.")
+                    for n in range(turns)
+                ]
+                conversations.append(
+                    chatgpt_conversation(index, said, create_time=created.timestamp())
+                )
+                truth[f"conv-{index}"] = (month, topic, created.timestamp())
+    conversations.reverse()  # an export lists the newest first
+    path.write_text(json.dumps(conversations))
+    return truth
+
+
+def test_the_sample_covers_every_period_and_topic_newest_first_within_each(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "conversations.json"
+    truth = _export_whose_topics_change(path)
+    sample = sample_conversations(ExportReader(str(path)).batches())
+    chosen = [truth[c.conversation_id] for c in sample.conversations]
+    assert len(chosen) == SampleLimits().max_conversations
+    assert {topic for _, topic, _ in chosen} == set(TOPICS_BY_QUARTER)
+    assert {month for month, _, _ in chosen} == set(range(24))  # every month of two years
+    assert sample.coverage == {
+        "period_months": 1,
+        "periods": 24,
+        "periods_sampled": 24,
+        "themes": 8,
+        "themes_sampled": 8,
+    }
+    # the person's words first: the assistant's lines add up to at most half of theirs
+    for conversation in sample.conversations:
+        said = [len(text) for role, text in conversation.messages if role == "user"]
+        replied = [len(text) for role, text in conversation.messages if role == "assistant"]
+        assert sum(replied) <= sum(said) // 2
+    # within a month (all alike), the newest conversations are the ones taken
+    for month in range(24):
+        taken = sorted(created for m, _, created in chosen if m == month)
+        in_month = sorted(created for m, _, created in truth.values() if m == month)
+        assert taken == in_month[len(in_month) - len(taken) :], month
+
+
+def test_a_long_history_is_cut_into_quarters_or_years() -> None:
+    from soulprint_pipeline.soulprint.sampling import _period_months
+
+    assert _period_months(set(range(20)), 25) == 1
+    assert _period_months(set(range(60)), 25) == 3
+    assert _period_months(set(range(200)), 25) == 12

@@ -122,3 +122,47 @@ def test_no_junk_interests_no_feelings_from_politeness_no_padded_traits() -> Non
     rules = sections["agents"]["behavioral_rules"]
     assert "Be honest about uncertainty instead of guessing" not in rules
     assert sections["user"]["name"] == NOT_ENOUGH_DATA
+
+
+def test_stated_facts_beat_inference_and_newer_statements_beat_older() -> None:
+    cooking = "What can I cook for dinner with a sourdough bread and a vegetarian risotto recipe?"
+    older_memory = (
+        "1. [2023-02-01]. User lives in Aberdeen.\n2. [2023-02-01]. User works as a doctor."
+    )
+    newer_memory = (
+        "1. [2023-02-01]. User lives in Aberdeen.\n2. [2023-02-01]. User works as a doctor.\n"
+        "3. [2025-05-20]. User lives in Bristol.\n4. [2025-05-20]. User works as a midwife."
+    )
+    sections = _soulprint(
+        _rows("a", OLD, [("assistant", MEMORY, older_memory)] + [("user", "text", cooking)] * 9),
+        _rows(
+            "b",
+            NEW,
+            [("assistant", MEMORY, newer_memory), ("user", "text", "I have taken up chess.")],
+        ),
+    )
+    user = sections["user"]
+    # a newer memory beats an older one, even when an old one is listed in the newer snapshot
+    assert user["location"] == "Bristol" and user["occupation"] == "midwife"
+    # what the person says they do comes before the topic their messages are about
+    assert user["interests"][0] == "chess" and "cooking" in user["interests"]
+
+
+def test_an_instruction_on_the_line_after_how_to_respond_is_read() -> None:
+    custom = "About me: I live in Denver.\nHow to respond:\nAnswer in bullet points."
+    sections = _soulprint(_rows("c", NEW, [("user", CUSTOM_INSTRUCTIONS, custom)]))
+    assert any("Answer in bullet points" in rule for rule in sections["agents"]["behavioral_rules"])
+    assert sections["user"]["location"] == "Denver"
+
+
+def test_generic_words_make_no_theme_and_few_messages_no_padded_style() -> None:
+    generic = "Can you make a list of the error in this file and draft an email about it?"
+    sections = _soulprint(_rows("c", NEW, [("user", "text", generic)] * 10))
+    assert sections["user"]["interests"] == []
+    assert not {"programming", "writing"} & set(sections["user"]["interests"])
+    assert "Writing Partner" not in sections["identity"]["archetype"]
+    assert "Code Companion" not in sections["identity"]["archetype"]
+    # ten messages: no trait or rule without the evidence for it
+    assert "creative" not in sections["soul"]["personality_traits"]
+    assert "technical" not in sections["soul"]["personality_traits"]
+    assert not any("code" in rule.lower() for rule in sections["agents"]["behavioral_rules"])

@@ -76,6 +76,25 @@ class Env:
         assert manifest is not None, f"no {asset} is current for {user_id}"
         return manifest
 
+    def stored_soulprint(self, user_id: str) -> dict[str, Any]:
+        """The current soulprint's JSON in the lake, as stored (its evidence too)."""
+        return Lake(str(self.lake)).read_json(self.current("quick_pass_soulprint", user_id)["file"])
+
+    def metadata_and_logs(self, run_id: str) -> str:
+        """Every metadata value and log message of the run, as one string."""
+        texts = []
+        for record in self.instance.all_logs(run_id):
+            texts.append(record.user_message or "")
+            event = record.dagster_event
+            data = event.event_specific_data if event else None
+            for attribute in ("materialization", "asset_observation"):
+                if hasattr(data, attribute):
+                    texts.extend(str(v.value) for v in getattr(data, attribute).metadata.values())
+            if isinstance(data, dg.AssetCheckEvaluation):
+                texts.append(data.description or "")
+                texts.extend(str(v.value) for v in data.metadata.values())
+        return "\n".join(texts)
+
     def row(self, user_id: str) -> dict[str, Any]:
         store = open_profile_store(self.profiles_url)
         try:
