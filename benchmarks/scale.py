@@ -192,14 +192,15 @@ def _seed(instance: Any, ids: list[str]) -> None:
     io_manager, uploads = defs.resources["lake"], defs.resources["uploads"]
     lake = io_manager.lake()
     for user_id in ids:
+        upload = uploads.latest_upload(user_id)
         version = lake.new_version("raw_export", user_id)
-        manifest, _ = io_manager._copy_export(
-            lake, version, ExportCopy(uploads.latest_upload(user_id), {})
-        )
+        manifest, _ = io_manager._copy_export(lake, version, ExportCopy(upload, {}))
         raw = lake.stage(version, manifest)
         version = lake.new_version("conversation_batches", user_id)
         manifest, _ = io_manager._write_parts(lake, version, LakeExport(raw))
         lake.promote_chain(lake.stage(version, manifest, {"raw_export": raw}))
+        # imported: the upload sensor must not import it again during the backfills
+        Path(upload.url).unlink()
     instance.add_dynamic_partitions(partitions.name, ids)
 
 

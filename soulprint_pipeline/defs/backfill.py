@@ -35,7 +35,7 @@ from soulprint_pipeline.errors import EmptyExportError, message_for_person
 from soulprint_pipeline.lake.store import Lake, StoredParts
 from soulprint_pipeline.mirror.progress import GENERATING, REMEMBERING, ProgressTracker
 from soulprint_pipeline.soulprint.activity import COLUMNS as ACTIVITY_COLUMNS
-from soulprint_pipeline.soulprint.activity import activity_of, render_png
+from soulprint_pipeline.soulprint.activity import PICTURE_VERSION, activity_of, render_png
 from soulprint_pipeline.soulprint.generate import Generated
 from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
 
@@ -105,9 +105,28 @@ def to_save(
         generated.sections,
         rows=parts.manifest,
         on_saved=lambda: tracker.complete(columns, REMEMBERING),
-        picture=render_png(activity),
+        picture=kept_picture(parts) or render_png(activity),
     )
     return soulprint, activity.messages
+
+
+def kept_picture(parts: StoredParts) -> bytes | None:
+    """The current soulprint's activity picture when it was drawn from these very rows by
+    today's drawing (a prompt-version backfill: the rows did not change), else ``None``.
+    Drawing one costs about 0.4 s of CPU, most of a batch's own work per user."""
+    lake, rows = parts.lake, parts.manifest
+    current = lake.current("quick_pass_soulprint", rows["user_id"]) if "user_id" in rows else None
+    if (
+        not current
+        or "picture" not in current
+        or current.get("picture_version") != PICTURE_VERSION
+        or current.get("inputs", {}).get("conversation_batches") != rows.get("version")
+    ):
+        return None
+    try:
+        return lake.read_bytes(current["picture"])
+    except FileNotFoundError:  # swept meanwhile: drawn again
+        return None
 
 
 def llm_slots(instance: dg.DagsterInstance) -> int:

@@ -17,6 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from soulprint_pipeline.defs import backfill
 from soulprint_pipeline.defs.assets import (
     ASSETS,
     conversation_batches,
@@ -242,3 +243,28 @@ def test_one_users_memory_failure_is_theirs_alone(env: Env, bedrock: BedrockStub
     row = env.row(loser)
     assert row["import_status"] == "failed" and row["import_error"]
     assert all(env.row(u)["import_status"] == "complete" for u in USERS if u != loser)
+
+
+def test_a_second_batch_over_the_same_rows_keeps_the_pictures(
+    env: Env, bedrock: BedrockStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt-version backfill does not change the rows: each user's activity picture is
+    the one drawn before, read back rather than drawn again, unless the drawing changed."""
+    bedrock.script(then=Reply(soulprint_json("Nova")))
+    assert _batch(env).success
+    first = {u: env.current("quick_pass_soulprint", u) for u in USERS}
+    drawn: list[int] = []
+    original = backfill.render_png
+    monkeypatch.setattr(backfill, "render_png", lambda a: drawn.append(1) or original(a))
+
+    assert _batch(env).success
+    assert drawn == []
+    for user_id in USERS:
+        second = env.current("quick_pass_soulprint", user_id)
+        assert second["version"] != first[user_id]["version"]  # a new soulprint was saved
+        assert second["picture"] != first[user_id]["picture"]  # with its own copy
+        assert Path(second["picture"]).read_bytes() == Path(first[user_id]["picture"]).read_bytes()
+
+    monkeypatch.setattr(backfill, "PICTURE_VERSION", backfill.PICTURE_VERSION + 1)
+    assert _batch(env).success
+    assert len(drawn) == len(USERS)  # the drawing changed: every picture drawn again
