@@ -1,7 +1,8 @@
 """Many users through the real daemon and run queue: imports per hour, the per-user fixed
 cost broken down, and a soulprint backfill batched and unbatched.
 
-    python -m benchmarks.scale [--users 16] [--latency 2.0] [--llm 16] [--export-kb 200]
+    python -m benchmarks.scale [--users 16] [--backfill-users N] [--latency 2.0] [--llm 16]
+                               [--export-kb 200]
 
 * **Imports**: ``--users`` generated exports of ``--export-kb`` KB in a fresh uploads folder;
   ``dagster-daemon`` on a fresh instance (the repository's ``dagster.yaml``: 4 runs at once,
@@ -9,14 +10,16 @@ cost broken down, and a soulprint backfill batched and unbatched.
   first run's creation to the last run's end: imports per hour.
 * **Fixed cost per user**, from the import runs' event logs, mean per run: run launch
   (``RUN_STARTING`` to ``RUN_START``: a process, the code loaded), step launch (each step's
-  ``STEP_WORKER_STARTING`` to ``STEP_START``, resource initialisation included), resource init
-  (``RESOURCE_INIT_STARTED`` to ``..._SUCCESS``), lake reads (``STEP_START`` to
+  ``STEP_WORKER_STARTING`` to ``STEP_START``: none with the in-process executor), resource
+  init (``RESOURCE_INIT_STARTED`` to ``..._SUCCESS``), lake reads (``STEP_START`` to
   ``LOADED_INPUT``), the steps' own work, and mirror writes (the run's progress writes, times
   the cost of one ``user_profiles`` write measured on the same SQLite store).
-* **Backfill**: the Bedrock stub answering after ``--latency`` s, ``llm`` pool ``--llm``; an
-  asset backfill of ``quick_pass_soulprint`` over every user, run by the daemon, once with the
-  default batch (``SOULPRINT_BACKFILL_BATCH`` 25) and once with 1 (a run per user): wall time,
-  users per minute, runs, and the most model calls the stub saw in flight.
+* **Backfills**: an asset backfill of ``quick_pass_soulprint`` over ``--backfill-users`` users
+  (default ``--users``; those beyond the imported ones are seeded straight into the lake,
+  unmeasured), run by the daemon: with the offline model, then with the Bedrock stub answering
+  after ``--latency`` s (``llm`` pool ``--llm``), in batches of ``SOULPRINT_BACKFILL_BATCH``;
+  and, up to 64 users, with a run per user. Wall time, users per minute, runs, the most model
+  calls the stub saw in flight, the peak RSS of the daemon's whole process tree, the load.
 """
 
 from __future__ import annotations

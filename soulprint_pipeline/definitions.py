@@ -111,7 +111,7 @@ defs = dg.Definitions(
     # the steps of a small import take to run (step launch 36.7 s of a 67 s run, four steps
     # through the daemon), and it bought no memory: the steps run one after the other, and a
     # 1 GB import's whole run in one process peaks about where its memory step alone does
-    # (see the README's "Per-user fixed cost").
+    # (see the README's "Many users").
     executor=dg.in_process_executor,
     jobs=[import_user, memory_maintenance],
     schedules=[memory_maintenance_schedule],
