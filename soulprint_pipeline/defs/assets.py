@@ -9,6 +9,8 @@ import dagster as dg
 
 from soulprint_pipeline.defs.backfill import (
     BACKFILL_BATCH,
+    MEMORY_BACKFILL_BATCH,
+    memory_batch,
     soulprint_batch,
     start_generating,
     to_save,
@@ -203,39 +205,41 @@ def quick_pass_soulprint(
     code_version=memory_code_version(),
     pool="embeddings",
     automation_condition=REBUILD_ON_CODE_CHANGE,
-    deps=[quick_pass_soulprint],
+    # a backfill runs up to SOULPRINT_MEMORY_BACKFILL_BATCH users a run (defs/backfill.py),
+    # materializing each user itself, so it yields no output
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MEMORY_BACKFILL_BATCH),
+    output_required=False,
+    # the rows read from the lake per user (a batch's step has several partitions)
+    deps=[conversation_batches, quick_pass_soulprint],
     owners=OWNERS,
 )
 def memory_chunks(
     context: dg.AssetExecutionContext,
-    conversation_batches: StoredParts,
     profiles: ProfilesResource,
     embedder: EmbedderResource,
     memory: MemoryResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """The person's memory: their conversations in chunks of whole turns, embedded for recall."""
-    rows = conversation_batches.manifest
-    current = _lake(context).current("conversation_batches", context.partition_key) or {}
-    inputs = {"conversation_batches": rows.get("version")}
-    if current.get("upload", "") > rows.get("upload", ""):
-        # a newer upload's rows are current: its own run builds the memory from them
-        context.log.info("a newer import of this user replaced these rows; memory left as is")
-        return dg.MaterializeResult(
-            metadata={"superseded": True, "lake_inputs": dg.MetadataValue.json(inputs)}
+    lake = _lake(context)
+
+    def build(user_id: str, rows: dict[str, Any]) -> dict[str, Any]:
+        return _memory_of(
+            context, lake, rows, embedder, memory, _tracker(context, profiles, user_id)
         )
-    tracker = _tracker(context, profiles)
-    tracker.start(REMEMBERING)
-    settings = MemorySettings(chunking=memory.chunking)
+
+    if len(context.partition_keys) > 1 or not context.has_partition_key:
+        # a backfill's batch: each user's current rows
+        tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
+        memory_batch(
+            context,
+            tracker_for,
+            lambda user_id: build(user_id, lake.require("conversation_batches", user_id)),
+        )
+        return
+    # the rows this run parsed, else the current ones (a memory-only run)
+    rows = _stored(context, lake, "conversation_batches")
     try:
-        with embedder.open() as vectors, memory.open(embedder.dimension) as store:
-            built = build_memory(
-                tracker.user_id,
-                conversation_batches,
-                vectors,
-                store,
-                settings,
-                on_progress=lambda f: tracker.advance(REMEMBERING, f),
-            )
+        metadata = build(context.partition_key, rows)
     except TransientEmbeddingError as error:
         # throttled past the client's own retries: the step again later; what was embedded
         # is staged, so the retry pays only for the rest
@@ -243,18 +247,46 @@ def memory_chunks(
         raise dg.RetryRequested(max_retries=3, seconds_to_wait=wait) from error
     except PermanentEmbeddingError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+def _memory_of(
+    context: dg.AssetExecutionContext,
+    lake: Lake,
+    rows: dict[str, Any],
+    embedder: EmbedderResource,
+    memory: MemoryResource,
+    tracker: ProgressTracker,
+) -> dict[str, Any]:
+    """Builds one user's memory from the conversation_batches version ``rows``, unless a newer
+    upload's rows are current; its materialization's metadata."""
+    user_id = tracker.user_id
+    current = lake.current("conversation_batches", user_id) or {}
+    inputs = {"conversation_batches": rows.get("version")}
+    if current.get("upload", "") > rows.get("upload", ""):
+        # a newer upload's rows are current: its own run builds the memory from them
+        context.log.info("a newer import of this user replaced these rows; memory left as is")
+        return {"superseded": True, "lake_inputs": dg.MetadataValue.json(inputs)}
+    tracker.start(REMEMBERING)
+    settings = MemorySettings(chunking=memory.chunking)
+    with embedder.open() as vectors, memory.open(embedder.dimension) as store:
+        built = build_memory(
+            user_id,
+            StoredParts(lake, rows),
+            vectors,
+            store,
+            settings,
+            on_progress=lambda f: tracker.advance(REMEMBERING, f),
+        )
     tracker.complete({})
-    metadata = built.metadata()
-    return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            "dagster/row_count": built.chunks,
-            "superseded": False,
-            "lake_inputs": dg.MetadataValue.json(inputs),
-            # a postgresql:// URL may carry a password
-            "memory_url": without_credentials(memory.url),
-        }
-    )
+    return {
+        **built.metadata(),
+        "dagster/row_count": built.chunks,
+        "superseded": False,
+        "lake_inputs": dg.MetadataValue.json(inputs),
+        # a postgresql:// URL may carry a password
+        "memory_url": without_credentials(memory.url),
+    }
 
 
 #: Every asset of a user's import, in the order it runs.

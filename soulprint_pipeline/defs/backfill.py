@@ -1,4 +1,4 @@
-"""A backfill's batch of soulprints: many users in one run, their model calls side by side.
+"""A backfill's batch of soulprints or memories: many users in one run, each user apart.
 
 A prompt-version backfill over thousands of users costs one run (a process, a step, resource
 start-up) per user when each partition is its own run; ``quick_pass_soulprint`` runs up to
@@ -7,6 +7,8 @@ run each user is still apart: their own lake version, progress and ``user_profil
 own materialization and check results, and a user whose soulprint fails is recorded failed
 (their row, no materialization: the backfill marks that partition failed) while the others'
 are saved. The model calls go out concurrently, at most the ``llm`` pool's limit at once.
+``memory_chunks`` runs up to ``SOULPRINT_MEMORY_BACKFILL_BATCH`` users per run the same way,
+their memories built one after the other (each build embeds concurrently already).
 
 Dagster hands a multi-partition step one output for all its partitions and materializes every
 one of them (it cannot mark one failed: dagster-io/dagster#17836), so a batch yields no output:
@@ -33,7 +35,7 @@ from soulprint_pipeline.errors import EmptyExportError, message_for_person
 from soulprint_pipeline.lake.store import Lake, StoredParts
 from soulprint_pipeline.mirror.progress import GENERATING, REMEMBERING, ProgressTracker
 from soulprint_pipeline.soulprint.activity import COLUMNS as ACTIVITY_COLUMNS
-from soulprint_pipeline.soulprint.activity import activity_of, render_png
+from soulprint_pipeline.soulprint.activity import PICTURE_VERSION, activity_of, render_png
 from soulprint_pipeline.soulprint.generate import Generated
 from soulprint_pipeline.soulprint.sections import render_markdown, section_markdown
 
@@ -51,6 +53,9 @@ warnings.filterwarnings(
 
 #: Users per run of a soulprint backfill (``SOULPRINT_BACKFILL_BATCH``).
 BACKFILL_BATCH = int_setting("SOULPRINT_BACKFILL_BATCH", 25)
+
+#: Users per run of a memory backfill (``SOULPRINT_MEMORY_BACKFILL_BATCH``).
+MEMORY_BACKFILL_BATCH = int_setting("SOULPRINT_MEMORY_BACKFILL_BATCH", 25)
 
 #: The pool the soulprint step runs in: its limit bounds a batch's model calls in flight.
 LLM_POOL = "llm"
@@ -100,10 +105,29 @@ def to_save(
         generated.sections,
         rows=parts.manifest,
         on_saved=lambda: tracker.complete(columns, REMEMBERING),
-        picture=render_png(activity),
+        picture=kept_picture(parts) or render_png(activity),
         evidence=generated.evidence,
     )
     return soulprint, activity.messages
+
+
+def kept_picture(parts: StoredParts) -> bytes | None:
+    """The current soulprint's activity picture when it was drawn from these very rows by
+    today's drawing (a prompt-version backfill: the rows did not change), else ``None``.
+    Drawing one costs about 0.4 s of CPU, most of a batch's own work per user."""
+    lake, rows = parts.lake, parts.manifest
+    current = lake.current("quick_pass_soulprint", rows["user_id"]) if "user_id" in rows else None
+    if (
+        not current
+        or "picture" not in current
+        or current.get("picture_version") != PICTURE_VERSION
+        or current.get("inputs", {}).get("conversation_batches") != rows.get("version")
+    ):
+        return None
+    try:
+        return lake.read_bytes(current["picture"])
+    except FileNotFoundError:  # swept meanwhile: drawn again
+        return None
 
 
 def llm_slots(instance: dg.DagsterInstance) -> int:
@@ -160,15 +184,59 @@ def soulprint_batch(
     # the results themselves are the evaluations above, one per user
     for output_name in context.assets_def.check_specs_by_output_name:
         yield dg.Output(None, output_name=output_name)
-    failed = [user for user in users if user.error is not None]
-    for user in failed:
-        message = message_for_person(user.error)
-        context.log.error(f"{user.user_id}: soulprint failed: {message}")
-        user.tracker.fail(message)
+    failed = [(user.tracker, user.error) for user in users if user.error is not None]
+    fail_users(context, failed, len(users), "soulprints")
+
+
+def memory_batch(
+    context: dg.AssetExecutionContext,
+    tracker_for: TrackerFactory,
+    build: Callable[[str], dict[str, Any]],
+) -> None:
+    """The memories of every user in the run, one after the other (``build`` makes one user's
+    and returns its materialization's metadata); fails the step at the end, naming how many,
+    if any user's failed."""
+    failed: list[tuple[ProgressTracker, BaseException]] = []
+    for user_id in context.partition_keys:
+        try:
+            log_materialization(context, user_id, build(user_id))
+        except Exception as error:  # this user's; the others go on
+            failed.append((tracker_for(user_id), error))
+    fail_users(context, failed, len(context.partition_keys), "memories")
+
+
+def log_materialization(
+    context: dg.AssetExecutionContext, user_id: str, metadata: Mapping[str, Any]
+) -> None:
+    """One user's materialization in a batch's step, with the asset's code version (so a
+    version bump marks it stale as usual)."""
+    code_version = context.assets_def.code_versions_by_key[context.asset_key]
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=context.asset_key,
+            partition=user_id,
+            metadata=dict(metadata),
+            tags={CODE_VERSION_TAG: code_version} if code_version else None,
+        )
+    )
+
+
+def fail_users(
+    context: dg.AssetExecutionContext,
+    failed: list[tuple[ProgressTracker, BaseException]],
+    total: int,
+    what: str,
+) -> None:
+    """Records each failed user of a batch ``failed`` with the usual message, then fails the
+    step naming them (the others were saved)."""
+    for tracker, error in failed:
+        message = message_for_person(error)
+        context.log.error(f"{tracker.user_id}: failed in this batch: {message}")
+        tracker.fail(message)
     if failed:
         raise dg.Failure(
-            description=f"{len(failed)} of {len(users)} soulprints in this batch failed "
-            f"({', '.join(u.user_id for u in failed)}); the others were saved.",
+            description=f"{len(failed)} of {total} {what} in this batch failed "
+            f"({', '.join(tracker.user_id for tracker, _ in failed)}); the others were saved.",
             allow_retries=False,
         )
 
@@ -186,14 +254,10 @@ def _save(
     generated = user.generated.result()
     soulprint, messages = to_save(user.tracker, user.parts, user.totals, generated)
     manifest, metadata = io_manager.save_soulprint(user.user_id, soulprint)
-    code_version = context.assets_def.code_versions_by_key[context.asset_key]
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=context.asset_key,
-            partition=user.user_id,
-            metadata={**generated.metadata, **metadata, "activity_messages": messages},
-            tags={CODE_VERSION_TAG: code_version} if code_version else None,
-        )
+    log_materialization(
+        context,
+        user.user_id,
+        {**generated.metadata, **metadata, "activity_messages": messages},
     )
     failed: list[str] = []
     for result in soulprint_checks(lake, manifest, store, user.tracker):

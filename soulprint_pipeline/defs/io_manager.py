@@ -37,6 +37,7 @@ from soulprint_pipeline.export.containers import MiB, open_export
 from soulprint_pipeline.export.reader import ExportReader
 from soulprint_pipeline.export.rows import DICTIONARY_COLUMNS
 from soulprint_pipeline.lake.store import DEFAULT_KEEP_SECONDS, Lake, StoredParts, Version
+from soulprint_pipeline.soulprint.activity import PICTURE_VERSION
 from soulprint_pipeline.soulprint.field_evidence import sections_of, stored_soulprint
 from soulprint_pipeline.uploads import Upload
 
@@ -147,7 +148,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         metadata: dict[str, Any] = {"path": dg.MetadataValue.path(version.url)}
         if soulprint.picture is not None:
             picture = lake.write_bytes(version, ACTIVITY_PNG, soulprint.picture)
-            manifest["picture"] = picture
+            manifest.update(picture=picture, picture_version=PICTURE_VERSION)
             metadata.update(
                 activity=dg.MetadataValue.md(image_markdown(soulprint.picture, picture)),
                 activity_path=dg.MetadataValue.path(picture),

@@ -19,6 +19,9 @@ from soulprint_pipeline.export.rows import SIGNAL_CONTENT_TYPES, UTC_MICROS
 #: The columns :meth:`Activity.add` reads.
 COLUMNS = ["role", "content_type", "created_at"]
 WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: The version of :func:`render_png`'s drawing: bump it when the picture's look changes, so
+#: pictures kept from earlier soulprints of the same rows are drawn again.
+PICTURE_VERSION = 1
 
 
 def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

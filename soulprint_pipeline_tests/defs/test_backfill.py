@@ -17,13 +17,15 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from soulprint_pipeline.defs import backfill
 from soulprint_pipeline.defs.assets import (
     ASSETS,
     conversation_batches,
+    memory_chunks,
     quick_pass_soulprint,
     raw_export,
 )
-from soulprint_pipeline.defs.backfill import BACKFILL_BATCH
+from soulprint_pipeline.defs.backfill import BACKFILL_BATCH, MEMORY_BACKFILL_BATCH
 from soulprint_pipeline.defs.checks import MIRROR_AGREES, SECTIONS_VALID
 from soulprint_pipeline.defs.model import SoulprintModel
 from soulprint_pipeline.defs.partitions import users
@@ -39,6 +41,7 @@ from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 USERS = [f"user-{i}" for i in range(5)]
 LLM_LIMIT = 3
 SOULPRINT = dg.AssetKey("quick_pass_soulprint")
+MEMORY = dg.AssetKey("memory_chunks")
 
 
 @pytest.fixture
@@ -56,11 +59,16 @@ def env(tmp_path: Path, bedrock: BedrockStub) -> Iterator[Env]:
         yield env
 
 
-def _batch(env: Env, first: str = USERS[0], last: str = USERS[-1]) -> dg.ExecuteInProcessResult:
-    """One run over the users' soulprints, tagged as a backfill's batch run is."""
+def _batch(
+    env: Env,
+    first: str = USERS[0],
+    last: str = USERS[-1],
+    asset: dg.AssetsDefinition = quick_pass_soulprint,
+) -> dg.ExecuteInProcessResult:
+    """One run over the users' soulprints (or ``asset``), tagged as a backfill's batch run is."""
     return dg.materialize(
         ASSETS,
-        selection=[quick_pass_soulprint],
+        selection=[asset],
         instance=env.instance,
         resources=env.resources,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
@@ -68,8 +76,8 @@ def _batch(env: Env, first: str = USERS[0], last: str = USERS[-1]) -> dg.Execute
     )
 
 
-def _materialized(env: Env) -> dict[str, dg.AssetMaterialization]:
-    records = env.instance.fetch_materializations(SOULPRINT, limit=100).records
+def _materialized(env: Env, key: dg.AssetKey = SOULPRINT) -> dict[str, dg.AssetMaterialization]:
+    records = env.instance.fetch_materializations(key, limit=100).records
     return {r.partition_key: r.asset_materialization for r in records if r.partition_key}
 
 
@@ -86,21 +94,30 @@ def _check_results(env: Env) -> dict[tuple[str, str], bool]:
     return found
 
 
-def test_the_soulprint_backfills_in_batches() -> None:
-    policy = quick_pass_soulprint.backfill_policy
-    assert policy is not None and policy.max_partitions_per_run == BACKFILL_BATCH == 25
+@pytest.mark.parametrize(
+    ("asset", "default", "setting"),
+    [
+        ("quick_pass_soulprint", BACKFILL_BATCH, "SOULPRINT_BACKFILL_BATCH"),
+        ("memory_chunks", MEMORY_BACKFILL_BATCH, "SOULPRINT_MEMORY_BACKFILL_BATCH"),
+    ],
+)
+def test_the_soulprint_and_the_memory_backfill_in_batches(
+    asset: str, default: int, setting: str
+) -> None:
+    assert default == 25
     code = (
-        "from soulprint_pipeline.defs.assets import quick_pass_soulprint as a; "
+        f"from soulprint_pipeline.defs.assets import {asset} as a; "
         "print(a.backfill_policy.max_partitions_per_run)"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "SOULPRINT_BACKFILL_BATCH": "7"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.stdout.strip() == "7", run.stderr
+    for environment, expected in (({}, "25"), ({setting: "7"}, "7")):
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, **environment},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.stdout.strip() == expected, run.stderr
 
 
 def test_a_batch_calls_the_model_concurrently_within_the_pool(
@@ -184,3 +201,70 @@ def test_one_users_failure_is_theirs_alone(env: Env, bedrock: BedrockStub) -> No
     assert env.instance.get_latest_materialization_event(SOULPRINT) is not None
     assert {u for (u, _check) in _check_results(env)} == set(saved)
     assert env.instance.has_dynamic_partition(users.name, loser)
+
+
+def test_a_memory_batch_builds_each_users_memory_apart(env: Env, bedrock: BedrockStub) -> None:
+    bedrock.script(then=Reply(soulprint_json("Nova")))
+    assert _batch(env).success
+    result = _batch(env, asset=memory_chunks)
+    assert result.success
+    [run, _soulprints] = env.instance.get_runs(limit=2)
+    assert run.run_id == result.run_id and run.tags[ASSET_PARTITION_RANGE_END_TAG] == USERS[-1]
+    materialized = _materialized(env, MEMORY)
+    assert sorted(materialized) == USERS
+    for user_id, materialization in materialized.items():
+        assert materialization.metadata["dagster/row_count"].value > 0
+        assert materialization.metadata["superseded"].value is False
+        # the chunker's and embedder's version, so a change of either marks them stale
+        assert (
+            materialization.tags["dagster/code_version"]
+            == memory_chunks.code_versions_by_key[MEMORY]
+        )
+        # built from that user's own rows
+        rows = env.current("conversation_batches", user_id)["version"]
+        assert materialization.metadata["lake_inputs"].value == {"conversation_batches": rows}
+        row = env.row(user_id)
+        assert row["import_status"] == "complete" and row["progress_percent"] == 100
+    chunks = {m.metadata["dagster/row_count"].value for m in materialized.values()}
+    assert len(chunks) > 1  # five exports of different sizes: five different memories
+
+
+def test_one_users_memory_failure_is_theirs_alone(env: Env, bedrock: BedrockStub) -> None:
+    bedrock.script(then=Reply(soulprint_json("Nova")))
+    assert _batch(env).success
+    loser = USERS[1]
+    for part in env.current("conversation_batches", loser)["parts"]:
+        Path(part).unlink()  # this user's rows are gone from the lake
+    result = _batch(env, asset=memory_chunks)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "1 of 5 memories in this batch failed" in failure.step_failure_data.error.message
+    assert sorted(_materialized(env, MEMORY)) == sorted(set(USERS) - {loser})
+    row = env.row(loser)
+    assert row["import_status"] == "failed" and row["import_error"]
+    assert all(env.row(u)["import_status"] == "complete" for u in USERS if u != loser)
+
+
+def test_a_second_batch_over_the_same_rows_keeps_the_pictures(
+    env: Env, bedrock: BedrockStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt-version backfill does not change the rows: each user's activity picture is
+    the one drawn before, read back rather than drawn again, unless the drawing changed."""
+    bedrock.script(then=Reply(soulprint_json("Nova")))
+    assert _batch(env).success
+    first = {u: env.current("quick_pass_soulprint", u) for u in USERS}
+    drawn: list[int] = []
+    original = backfill.render_png
+    monkeypatch.setattr(backfill, "render_png", lambda a: drawn.append(1) or original(a))
+
+    assert _batch(env).success
+    assert drawn == []
+    for user_id in USERS:
+        second = env.current("quick_pass_soulprint", user_id)
+        assert second["version"] != first[user_id]["version"]  # a new soulprint was saved
+        assert second["picture"] != first[user_id]["picture"]  # with its own copy
+        assert Path(second["picture"]).read_bytes() == Path(first[user_id]["picture"]).read_bytes()
+
+    monkeypatch.setattr(backfill, "PICTURE_VERSION", backfill.PICTURE_VERSION + 1)
+    assert _batch(env).success
+    assert len(drawn) == len(USERS)  # the drawing changed: every picture drawn again
