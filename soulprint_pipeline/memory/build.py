@@ -34,6 +34,7 @@ from soulprint_pipeline.memory.chunking import (
     plan,
 )
 from soulprint_pipeline.memory.embedders import Embedder
+from soulprint_pipeline.memory.process import arrow_without_pandas, release_freed_memory
 from soulprint_pipeline.memory.store import MemoryStore, chunk_schema
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def build_memory(
     """
     settings = settings or MemorySettings()
     started = time.perf_counter()
+    arrow_without_pandas()
     source = parts.manifest.get("source_sha256") or parts.manifest.get("version", "")
     key = build_key(str(source), settings, embedder)
     built = Built(
@@ -151,6 +153,7 @@ def build_memory(
         store.stage(user_id, key, _record_batch(user_id, pending, vectors, schema))
         built.embedded += len(pending)
         pending.clear()
+        release_freed_memory()
         if on_progress is not None:
             on_progress(min(done_tokens / max(sized.kept_tokens, 1), 1.0))
 
