@@ -107,9 +107,9 @@ def measure_build(
     before_mb = _status_mb("VmRSS")
     # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak;
     # the store imports LanceDB as it opens, after limiting malloc arenas (see lance.py)
-    from soulprint_pipeline.memory.process import arrow_without_pandas, one_malloc_arena
+    from soulprint_pipeline.memory.process import arrow_without_pandas, tune_malloc
 
-    one_malloc_arena()
+    tune_malloc()
     arrow_without_pandas()
     import lancedb  # noqa: F401
 
@@ -276,14 +276,26 @@ def aws_environment(endpoint: str) -> dict[str, str]:
     return env
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as cmdline:
+            return cmdline.read().replace("\0", " ").strip()
+    except OSError:
+        return ""
+
+
+def _tree(pid: int, parent: str = "") -> list[int]:
+    """``pid`` and its descendants, less any child that is its parent forked and not yet
+    exec'd (Python's ``subprocess`` uses ``vfork``: such a child shares its parent's memory,
+    and its RSS would count that memory twice)."""
+    command = _cmdline(pid)
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as children:
             found = [int(child) for child in children.read().split()]
     except OSError:
         return []
-    return [pid, *(q for child in found for q in _tree(child))]
+    below = [q for child in found for q in _tree(child, command)]
+    return below if command == parent else [pid, *below]
 
 
 def _kb(path: str, field: str) -> int:
@@ -315,11 +327,7 @@ def run_tree_sampled(*args: str, env: dict[str, str]) -> dict[str, Any]:
             pids = _tree(process.pid)
             for pid in pids:
                 if pid not in commands:
-                    try:
-                        with open(f"/proc/{pid}/cmdline") as cmdline:
-                            commands[pid] = cmdline.read().replace("\0", " ")[:80]
-                    except OSError:
-                        commands[pid] = "?"
+                    commands[pid] = _cmdline(pid)[:80] or "?"
             rss = sum(_kb(f"/proc/{pid}/status", "VmRSS") for pid in pids)
             anon = sum(_kb(f"/proc/{pid}/status", "RssAnon") for pid in pids)
             peaks.update(rss=max(peaks["rss"], rss), anon=max(peaks["anon"], anon))

@@ -34,7 +34,12 @@ from soulprint_pipeline.memory.chunking import (
     plan,
 )
 from soulprint_pipeline.memory.embedders import Embedder
-from soulprint_pipeline.memory.process import arrow_without_pandas, release_freed_memory
+from soulprint_pipeline.memory.process import (
+    arrow_system_pool,
+    arrow_without_pandas,
+    release_freed_memory,
+    tune_malloc,
+)
 from soulprint_pipeline.memory.store import MemoryStore, chunk_schema
 
 if TYPE_CHECKING:
@@ -123,9 +128,21 @@ def build_memory(
 
     ``on_progress`` hears the fraction of the planned tokens chunked and staged (0 to 1).
     """
-    settings = settings or MemorySettings()
-    started = time.perf_counter()
+    tune_malloc()
     arrow_without_pandas()
+    with arrow_system_pool():
+        return _build(user_id, parts, embedder, store, settings or MemorySettings(), on_progress)
+
+
+def _build(
+    user_id: str,
+    parts: StoredParts,
+    embedder: Embedder,
+    store: MemoryStore,
+    settings: MemorySettings,
+    on_progress: Callable[[float], None] | None,
+) -> Built:
+    started = time.perf_counter()
     source = parts.manifest.get("source_sha256") or parts.manifest.get("version", "")
     key = build_key(str(source), settings, embedder)
     built = Built(

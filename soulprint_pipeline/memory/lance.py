@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from soulprint_pipeline.memory.process import arrow_without_pandas, one_malloc_arena
+from soulprint_pipeline.memory.process import arrow_without_pandas, tune_malloc
 from soulprint_pipeline.memory.store import (
     BUILD_KEY,
     TABLE,
@@ -64,7 +64,7 @@ class LanceMemoryStore(MemoryStore):
         self.url = url
         self.dimension = dimension
         self.schema = chunk_schema(dimension)
-        one_malloc_arena()
+        tune_malloc()
         arrow_without_pandas()
         import lancedb  # here: its threads start after the arena limit, which binds only those
 

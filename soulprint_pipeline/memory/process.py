@@ -4,8 +4,11 @@ The step's peak is mostly what it loads (pyarrow, LanceDB's library) and what al
 after it is freed, not what it holds; each helper here is measured in the README's memory
 figures:
 
-* :func:`one_malloc_arena`: every thread shares glibc's main arena (LanceDB's threads would
-  each keep one of their own);
+* :func:`tune_malloc`: every thread shares glibc's main arena (LanceDB's threads would each
+  keep one of their own), and blocks of 128 KiB or more are mapped apart and unmapped when
+  freed;
+* :func:`arrow_system_pool`: Arrow's buffers come from glibc's malloc too, not mimalloc
+  (pyarrow's default, which keeps freed pages for reuse);
 * :func:`arrow_without_pandas`: pyarrow's first array from Python objects, and LanceDB's import
   of ``pyarrow.dataset``, would import pandas (about 30 MB) only to ask whether an object is a
   pandas one; the step never hands them one;
@@ -18,10 +21,15 @@ import ctypes
 import ctypes.util
 import importlib.abc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters
+_M_ARENA_MAX = -8
+#: Blocks from this size up are mapped apart (glibc's default, which it raises as it goes).
+MMAP_THRESHOLD = 128 * 1024
 
 
 @cache
@@ -32,17 +40,21 @@ def _glibc() -> Any | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-def one_malloc_arena() -> None:
-    """Let every thread share glibc's main malloc arena; call it before LanceDB starts its
-    threads (the limit binds only threads that have not allocated yet).
+def tune_malloc() -> None:
+    """Keep glibc's heap small; call it before LanceDB starts its threads (the arena limit
+    binds only threads that have not allocated yet).
 
-    LanceDB's Rust threads allocate through glibc, which gives each new thread an arena of its
-    own and keeps what they free there: with one arena, the memory step on a 1 GB export peaked
-    at 288 MB instead of 300 (no slower).
+    * One arena: LanceDB's Rust threads allocate through glibc, which gives each new thread an
+      arena of its own and keeps what they free there.
+    * A fixed mmap threshold: glibc maps blocks of 128 KiB and more apart and unmaps them when
+      freed, but raises the threshold (up to 32 MB) each time such a block is freed, so the
+      step's buffers of a few MB (Parquet row groups, staged batches) soon stay in the heap;
+      setting it explicitly turns that off.
     """
     libc = _glibc()
     if libc is not None:
         libc.mallopt(_M_ARENA_MAX, 1)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 class _NoPandas(importlib.abc.MetaPathFinder):
@@ -71,6 +83,21 @@ def arrow_without_pandas() -> None:
         pa.array([0])  # the first conversion from Python objects asks the question
     finally:
         sys.meta_path.remove(finder)
+
+
+@contextmanager
+def arrow_system_pool() -> Iterator[None]:
+    """Arrow allocates from glibc's malloc inside the block (so :func:`tune_malloc` and
+    :func:`release_freed_memory` apply to its buffers too), and from its default pool again
+    after (each buffer is freed by the pool it came from)."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def release_freed_memory() -> None:
