@@ -1,6 +1,7 @@
 """The memory step (``memory_chunks``) on a generated export: chunks/s, peak RSS, cost.
 
     python -m benchmarks.memory [--size 1GB] [--titan-max-tokens 2000000] [--uncapped-size 100MB]
+                                [--no-dagster-step]
 
 A JSON export of ``--size`` is generated at run time and parsed to Parquet parts (the
 ``soulprint-pipeline parse`` command); then each measurement runs in a fresh process, so its
@@ -14,7 +15,13 @@ peak RSS (``VmHWM``) is its own, on the parts read as the asset reads them (``St
 * **titan**: ``build_memory`` with Titan V2 through boto3 against the tests' Bedrock stub, run
   in a process of its own on loopback, answering each call after ``--latency`` (50 ms), with
   the embedder's default concurrency (8), into LanceDB. Titan embeds one text a call, so this
-  is capped at ``--titan-max-tokens`` (a subset of the export, said in the output).
+  is capped at ``--titan-max-tokens`` (a subset of the export, said in the output);
+* **Dagster step** (unless ``--no-dagster-step``): the import job's three upstream assets
+  materialized once on a Dagster instance of its own, then ``memory_chunks`` alone in a fresh
+  process, as a deployment's step process runs it. Its figure is the peak of the whole process
+  tree (the step and whatever it starts: Dagster's compute-log capture, any helper), sampled
+  every 10 ms, as a container's limit counts it; the anonymous share and the PSS are printed
+  beside it, since a tree's RSS also counts shared libraries' pages mapped from disk.
 
 No AWS: the measurements get fake credentials, ``AWS_REGION=us-east-1``, the stub's endpoint
 and AWS config files that do not exist. Cost is Titan V2's price (``TITAN_USD_PER_MILLION_
