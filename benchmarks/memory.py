@@ -1,6 +1,7 @@
 """The memory step (``memory_chunks``) on a generated export: chunks/s, peak RSS, cost.
 
     python -m benchmarks.memory [--size 1GB] [--titan-max-tokens 2000000] [--uncapped-size 100MB]
+                                [--no-dagster-step]
 
 A JSON export of ``--size`` is generated at run time and parsed to Parquet parts (the
 ``soulprint-pipeline parse`` command); then each measurement runs in a fresh process, so its
@@ -14,7 +15,13 @@ peak RSS (``VmHWM``) is its own, on the parts read as the asset reads them (``St
 * **titan**: ``build_memory`` with Titan V2 through boto3 against the tests' Bedrock stub, run
   in a process of its own on loopback, answering each call after ``--latency`` (50 ms), with
   the embedder's default concurrency (8), into LanceDB. Titan embeds one text a call, so this
-  is capped at ``--titan-max-tokens`` (a subset of the export, said in the output).
+  is capped at ``--titan-max-tokens`` (a subset of the export, said in the output);
+* **Dagster step** (unless ``--no-dagster-step``): the import job's three upstream assets
+  materialized once on a Dagster instance of its own, then ``memory_chunks`` alone in a fresh
+  process, as a deployment's step process runs it. Its figure is the peak of the whole process
+  tree (the step and whatever it starts: Dagster's compute-log capture, any helper), sampled
+  every 10 ms, as a container's limit counts it; the anonymous share and the PSS are printed
+  beside it, since a tree's RSS also counts shared libraries' pages mapped from disk.
 
 No AWS: the measurements get fake credentials, ``AWS_REGION=us-east-1``, the stub's endpoint
 and AWS config files that do not exist. Cost is Titan V2's price (``TITAN_USD_PER_MILLION_
@@ -68,8 +75,10 @@ def measure_chunks(parts_dir: str, max_tokens: int | None) -> dict[str, Any]:
     """The baseline: plan and cut the chunks, drop them (no embedding, no store)."""
     from soulprint_pipeline.memory.build import _PLAN_COLUMNS
     from soulprint_pipeline.memory.chunking import COLUMNS, ChunkSettings, chunk_rows, plan
+    from soulprint_pipeline.memory.process import arrow_without_pandas
 
     parts = _parts(parts_dir)
+    arrow_without_pandas()  # as build_memory does
     settings = ChunkSettings(max_tokens=max_tokens)
     imported_mb = _status_mb("VmRSS")
     started = time.perf_counter()
@@ -105,9 +114,10 @@ def measure_build(
     before_mb = _status_mb("VmRSS")
     # what the step imports on its own (LanceDB, boto3), apart, since it is much of the peak;
     # the store imports LanceDB as it opens, after limiting malloc arenas (see lance.py)
-    from soulprint_pipeline.memory.lance import _one_malloc_arena
+    from soulprint_pipeline.memory.process import arrow_without_pandas, tune_malloc
 
-    _one_malloc_arena()
+    tune_malloc()
+    arrow_without_pandas()
     import lancedb  # noqa: F401
 
     if backend == "bedrock":
@@ -162,9 +172,6 @@ def _measure(args: list[str]) -> dict[str, Any]:
     """``_measure chunk|offline|bedrock PARTS_DIR MAX_TOKENS|none [STORE_DIR DIMENSION]``."""
     mode, parts_dir, cap = args[0], args[1], args[2]
     max_tokens = None if cap == "none" else int(cap)
-    # pandas too: pyarrow imports it on its first pa.array() (an import cost, once a process)
-    import pandas  # noqa: F401
-
     if mode == "chunk":
         result = measure_chunks(parts_dir, max_tokens)
     else:
@@ -204,7 +211,54 @@ def _serve_stub(args: list[str]) -> None:
     print(json.dumps({"max_in_flight": stub.titan_max_in_flight}), flush=True)
 
 
-HELPERS = {"_measure": _measure, "_serve_stub": _serve_stub}
+def _step(args: list[str]) -> dict[str, Any]:
+    """``_step upstream|memory WORKDIR [EXPORT]``: the import job in this process, on an instance
+    and data folder under WORKDIR (the embedded defaults, the offline embedder): ``upstream``
+    materializes the three assets before the memory for ``EXPORT``; ``memory`` then
+    materializes ``memory_chunks`` alone, as a step process of a deployment does."""
+    mode, workdir = args[0], args[1]
+    for name in [n for n in os.environ if n.startswith("SOULPRINT_")]:
+        del os.environ[name]  # the embedded defaults only (never a real bucket or model)
+    os.environ["SOULPRINT_DATA_DIR"] = f"{workdir}/data"
+    os.environ["DAGSTER_HOME"] = f"{workdir}/home"
+    os.makedirs(f"{workdir}/home", exist_ok=True)
+    Path(f"{workdir}/home/dagster.yaml").touch()
+    import dagster as dg
+
+    from soulprint_pipeline.definitions import defs
+    from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
+
+    imported_mb = _status_mb("VmRSS")
+    job = defs.resolve_job_def("import_user")
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        if mode == "upstream":
+            instance.add_dynamic_partitions(users.name, [USER])
+            keys = ["raw_export", "conversation_batches", "quick_pass_soulprint"]
+            tags = {UPLOAD_TAG: args[2]}
+        else:
+            keys, tags = ["memory_chunks"], {}
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=USER,
+            tags=tags,
+            asset_selection=[dg.AssetKey(key) for key in keys],
+            raise_on_error=False,
+        )
+    metadata: dict[str, Any] = {}
+    for materialization in result.asset_materializations_for_node("memory_chunks"):
+        metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    return {
+        "success": result.success,
+        "seconds": time.perf_counter() - started,
+        "imported_rss_mb": imported_mb,
+        "process_peak_rss_mb": _status_mb("VmHWM"),
+        **{k: metadata.get(k) for k in ("chunks", "estimated_tokens", "text_tokens", "capped")},
+        "conversations_total": metadata.get("conversations_total"),
+    }
+
+
+HELPERS = {"_measure": _measure, "_serve_stub": _serve_stub, "_step": _step}
 
 
 # --- the driver ---------------------------------------------------------------------------
@@ -229,6 +283,85 @@ def aws_environment(endpoint: str) -> dict[str, str]:
     return env
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as cmdline:
+            return cmdline.read().replace("\0", " ").strip()
+    except OSError:
+        return ""
+
+
+def _tree(pid: int, parent: str = "") -> list[int]:
+    """``pid`` and its descendants, less any child that is its parent forked and not yet
+    exec'd (Python's ``subprocess`` uses ``vfork``: such a child shares its parent's memory,
+    and its RSS would count that memory twice)."""
+    command = _cmdline(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            found = [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+    below = [q for child in found for q in _tree(child, command)]
+    return below if command == parent else [pid, *below]
+
+
+def _kb(path: str, field: str) -> int:
+    try:
+        with open(path) as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_tree_sampled(*args: str, env: dict[str, str]) -> dict[str, Any]:
+    """:func:`run_helper`, with the peak memory of its whole process tree (the helper and every
+    process it starts, as a container's limit counts them), sampled every 10 ms: the sum of
+    their RSS, of their anonymous RSS, and of their PSS (shared pages split between the
+    processes mapping them; sampled every 10th time, as it costs more to read)."""
+    command = [sys.executable, "-m", "benchmarks.memory", *args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    peaks = {"rss": 0, "anon": 0, "pss": 0, "processes": 0}
+    commands: dict[int, str] = {}
+
+    def sample() -> None:
+        tick = 0
+        while process.poll() is None:
+            pids = _tree(process.pid)
+            for pid in pids:
+                if pid not in commands:
+                    commands[pid] = _cmdline(pid)[:80] or "?"
+            rss = sum(_kb(f"/proc/{pid}/status", "VmRSS") for pid in pids)
+            anon = sum(_kb(f"/proc/{pid}/status", "RssAnon") for pid in pids)
+            peaks.update(rss=max(peaks["rss"], rss), anon=max(peaks["anon"], anon))
+            peaks["processes"] = max(peaks["processes"], len(pids))
+            if tick % 10 == 0:
+                pss = sum(_kb(f"/proc/{pid}/smaps_rollup", "Pss") for pid in pids)
+                peaks["pss"] = max(peaks["pss"], pss)
+            tick += 1
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(
+        tree_peak_rss_mb=max(peaks["rss"] / 1024, result.get("process_peak_rss_mb", 0)),
+        tree_peak_anon_mb=peaks["anon"] / 1024,
+        tree_peak_pss_mb=peaks["pss"] / 1024,
+        tree_processes=peaks["processes"],
+        tree_commands=sorted(set(commands.values())),
+    )
+    return result
+
+
 def run_helper(*args: str, env: dict[str, str]) -> dict[str, Any]:
     """One helper in a fresh interpreter; its last line of JSON."""
     command = [sys.executable, "-m", "benchmarks.memory", *args]
@@ -238,8 +371,9 @@ def run_helper(*args: str, env: dict[str, str]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def prepare(workdir: Path, size: int, seed: int) -> Path:
-    """A generated JSON export of ``size`` bytes, parsed to parts; the parts' folder."""
+def prepare(workdir: Path, size: int, seed: int, keep_export: bool = False) -> Path:
+    """A generated JSON export of ``size`` bytes, parsed to parts; the parts' folder (the
+    export is removed, unless ``keep_export``: ``export-SIZE.json`` beside the parts)."""
     from soulprint_pipeline.testing.synthetic import write_export
 
     export = workdir / f"export-{size}.json"
@@ -255,7 +389,8 @@ def prepare(workdir: Path, size: int, seed: int) -> Path:
         check=True,
     )
     summary = json.loads(parsed.stdout.strip().splitlines()[-1])
-    export.unlink()
+    if not keep_export:
+        export.unlink()
     print(
         f"generated a {size / MiB:,.0f} MB export in {generated:.0f} s, parsed in "
         f"{summary['seconds']:.0f} s: {summary['conversations']:,} conversations, "
@@ -265,6 +400,22 @@ def prepare(workdir: Path, size: int, seed: int) -> Path:
         flush=True,
     )
     return parts
+
+
+def measure_dagster_step(workdir: Path, export: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The memory as a deployment runs it: the upstream assets materialized once for
+    ``export`` (which is then removed), then ``memory_chunks`` alone in a fresh process, its
+    whole process tree sampled (:func:`run_tree_sampled`)."""
+    folder = workdir / "dagster"
+    run_helper("_step", "upstream", str(folder), str(export), env=env)
+    export.unlink()
+    try:
+        found = run_tree_sampled("_step", "memory", str(folder), env=env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not found["success"]:
+        raise RuntimeError("the memory_chunks step failed")
+    return {**found, "peak_rss_mb": found["tree_peak_rss_mb"], "titan_tokens": None}
 
 
 def _cap_text(cap: int | None) -> str:
@@ -338,6 +489,12 @@ def main(argv: list[str] | None = None) -> None:
         default="100MB",
         help="an export embedded offline without a cap (default: %(default)s; 0: skip)",
     )
+    parser.add_argument(
+        "--no-dagster-step",
+        dest="dagster_step",
+        action="store_false",
+        help="skip the Dagster step (memory_chunks alone, after its upstream assets)",
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds a Titan call")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=None, help="a folder for it all (default: a temp)")
@@ -360,8 +517,10 @@ def main(argv: list[str] | None = None) -> None:
         env = aws_environment(endpoint)
         print(f"Bedrock stub at {endpoint}, {args.latency * 1000:.0f} ms a call", file=sys.stderr)
 
-        exports = {args.size: prepare(workdir, size, args.seed)}
+        exports = {args.size: prepare(workdir, size, args.seed, keep_export=args.dagster_step)}
         steps: list[tuple[str, str, int | None]] = [(args.size, "offline", args.max_tokens)]
+        if args.dagster_step:
+            steps.append((args.size, "dagster", DEFAULT_MAX_TOKENS))
         if args.titan_max_tokens:
             steps.append((args.size, "bedrock", args.titan_max_tokens))
         if uncapped_size:
@@ -379,6 +538,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{case} chunk only, cap {_cap_text(cap)}: {json.dumps(base)}", flush=True)
                 baselines[key] = base
                 results.append(base)
+            if backend == "dagster":
+                built = measure_dagster_step(workdir, workdir / f"export-{size}.json", env)
+                built.update(case=case, step="Dagster step, offline 1024", cap=cap)
+                print(f"{case} Dagster step: {json.dumps(built)}", flush=True)
+                results.append(built)
+                continue
             store = workdir / "lancedb"
             step = "offline 1024" if backend == "offline" else "Titan V2 1024 (stub)"
             built = run_helper(
@@ -420,7 +585,18 @@ def main(argv: list[str] | None = None) -> None:
             f"{DEFAULT_MAX_TOKENS:,}."
         )
     for row in results:
-        if row["step"] != "chunk only":
+        if row["step"].startswith("Dagster"):
+            verdict = "under" if row["peak_rss_mb"] <= RSS_BUDGET_MB else "OVER"
+            print(
+                f"{row['case']} {row['step']}: peak RSS of the step's process tree "
+                f"{row['peak_rss_mb']:.0f} MB, {verdict} the {RSS_BUDGET_MB} MB budget (the "
+                f"step's process alone {row['process_peak_rss_mb']:.0f} MB, "
+                f"{row['imported_rss_mb']:.0f} MB once the code location is imported; the "
+                f"tree's anonymous RSS {row['tree_peak_anon_mb']:.0f} MB, PSS "
+                f"{row['tree_peak_pss_mb']:.0f} MB; {row['tree_processes']} processes at most: "
+                f"{'; '.join(row['tree_commands'])})"
+            )
+        elif row["step"] != "chunk only":
             verdict = "under" if row["peak_rss_mb"] <= RSS_BUDGET_MB else "OVER"
             print(
                 f"{row['case']} {row['step']}, cap {_cap_text(row['cap'])}: peak RSS "

@@ -34,6 +34,12 @@ from soulprint_pipeline.memory.chunking import (
     plan,
 )
 from soulprint_pipeline.memory.embedders import Embedder
+from soulprint_pipeline.memory.process import (
+    arrow_system_pool,
+    arrow_without_pandas,
+    release_freed_memory,
+    tune_malloc,
+)
 from soulprint_pipeline.memory.store import MemoryStore, chunk_schema
 
 if TYPE_CHECKING:
@@ -122,7 +128,20 @@ def build_memory(
 
     ``on_progress`` hears the fraction of the planned tokens chunked and staged (0 to 1).
     """
-    settings = settings or MemorySettings()
+    tune_malloc()
+    arrow_without_pandas()
+    with arrow_system_pool():
+        return _build(user_id, parts, embedder, store, settings or MemorySettings(), on_progress)
+
+
+def _build(
+    user_id: str,
+    parts: StoredParts,
+    embedder: Embedder,
+    store: MemoryStore,
+    settings: MemorySettings,
+    on_progress: Callable[[float], None] | None,
+) -> Built:
     started = time.perf_counter()
     source = parts.manifest.get("source_sha256") or parts.manifest.get("version", "")
     key = build_key(str(source), settings, embedder)
@@ -151,6 +170,7 @@ def build_memory(
         store.stage(user_id, key, _record_batch(user_id, pending, vectors, schema))
         built.embedded += len(pending)
         pending.clear()
+        release_freed_memory()
         if on_progress is not None:
             on_progress(min(done_tokens / max(sized.kept_tokens, 1), 1.0))
 

@@ -17,8 +17,6 @@ and for rows added after it, search is exact.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from soulprint_pipeline.memory.process import arrow_without_pandas, tune_malloc
 from soulprint_pipeline.memory.store import (
     BUILD_KEY,
     TABLE,
@@ -37,22 +36,6 @@ from soulprint_pipeline.memory.store import (
 from soulprint_pipeline.users import validate_user_id
 
 log = logging.getLogger(__name__)
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def _one_malloc_arena() -> None:
-    """Let every thread share glibc's main malloc arena, before LanceDB starts its own.
-
-    LanceDB's Rust threads allocate through glibc, which gives each new thread an arena of its
-    own and keeps what they free there: with one arena, the memory step on a 1 GB export peaked
-    at 288 MB instead of 300 (no slower). A no-op where the C library is not glibc.
-    """
-    name = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
-    if mallopt is not None:
-        mallopt(_M_ARENA_MAX, 1)
-
 
 #: The table naming each user's live build.
 BUILDS_TABLE = "memory_builds"
@@ -81,7 +64,8 @@ class LanceMemoryStore(MemoryStore):
         self.url = url
         self.dimension = dimension
         self.schema = chunk_schema(dimension)
-        _one_malloc_arena()
+        tune_malloc()
+        arrow_without_pandas()
         import lancedb  # here: its threads start after the arena limit, which binds only those
 
         try:
