@@ -34,6 +34,7 @@ from soulprint_pipeline.lake.store import Lake
 from soulprint_pipeline.lake.verify import chain_problems
 from soulprint_pipeline.mirror.agreement import disagreements
 from soulprint_pipeline.mirror.registry import open_profile_store
+from soulprint_pipeline.soulprint.field_evidence import sections_of
 from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.support import run_job
 from soulprint_pipeline_tests.support.cli import defaults_under, environment
@@ -151,7 +152,7 @@ def trial(root: Path, seed: int, extra_env: dict[str, str] | None = None) -> dic
     finally:
         store.close()
     origins["row"] = origin_by_rows.get(row.get("total_messages", -1))
-    sections = lake.read_json(soulprint["file"]) if soulprint else {}
+    sections = sections_of(lake.read_json(soulprint["file"])) if soulprint else {}
     mixed = (
         None in origins.values()
         or len(set(origins.values())) != 1
@@ -176,7 +177,7 @@ def test_two_runs_of_one_user_in_two_processes_leave_one_uploads_chain(tmp_path:
         result = trial(tmp_path, seed)
         stderr = result.pop("stderr")
         print(f"trial {seed}: {result}")
-        assert result["exit_codes"] == [0, 0], stderr
+        assert result["exit_codes"] == [0, 0], (result["failures"], stderr)
         assert result["failures"] == []
         assert result["chain_problems"] == []
         assert not result["mixed"], result

@@ -188,11 +188,13 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
                 self._titan(Recorded(model, headers, body))
                 return
             reply, latency = stub._enter(Recorded(model, headers, body))
+            # a call stops counting as in flight before its answer is sent: the client may
+            # send its next call as soon as it has the answer, before this thread runs again
             try:
                 time.sleep(latency)
-                self._anthropic(reply, len(stub.requests))
             finally:
                 stub._leave()
+            self._anthropic(reply, len(stub.requests))
 
         def _anthropic(self, reply: Reply, number: int) -> None:
             if reply.status != 200:
@@ -219,20 +221,20 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
             reply, latency = stub._titan_enter(request)
             try:
                 time.sleep(latency)
-                if reply is not None and reply.status != 200:
-                    self._send(reply.status, {"message": reply.text or "error"}, reply.headers)
-                elif reply is not None and reply.text:
-                    self._send(200, reply.text)
-                else:
-                    text = request.body["inputText"]
-                    dimension = request.body.get("dimensions", 1024)
-                    answer = {
-                        "embedding": titan_vector(text, dimension),
-                        "inputTextTokenCount": max(1, len(text) // 4),
-                    }
-                    self._send(200, answer)
             finally:
-                stub._titan_leave()
+                stub._titan_leave()  # before the answer is sent (see do_POST)
+            if reply is not None and reply.status != 200:
+                self._send(reply.status, {"message": reply.text or "error"}, reply.headers)
+            elif reply is not None and reply.text:
+                self._send(200, reply.text)
+            else:
+                text = request.body["inputText"]
+                dimension = request.body.get("dimensions", 1024)
+                answer = {
+                    "embedding": titan_vector(text, dimension),
+                    "inputTextTokenCount": max(1, len(text) // 4),
+                }
+                self._send(200, answer)
 
         def _send(
             self, status: int, payload: dict | str, headers: dict[str, str] | None = None
