@@ -104,7 +104,7 @@ def to_save(
     soulprint = SoulprintToSave(
         generated.sections,
         rows=parts.manifest,
-        on_saved=lambda: tracker.complete(columns, REMEMBERING),
+        on_saved=lambda still_current: tracker.complete(columns, REMEMBERING, still_current),
         picture=kept_picture(parts) or render_png(activity),
         evidence=generated.evidence,
     )

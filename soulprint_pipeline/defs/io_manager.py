@@ -79,7 +79,9 @@ class SoulprintToSave:
     sections: dict[str, Any]
     #: The manifest of the conversation_batches version the soulprint was computed from.
     rows: dict[str, Any]
-    on_saved: Callable[[], None] = field(default=lambda: None)
+    #: Told whether this soulprint is still the lake's current one when asked (another run of
+    #: the user may replace it at any time).
+    on_saved: Callable[[Callable[[], bool]], None] = field(default=lambda still_current: None)
     #: The person's activity as a PNG (counts only), kept beside the soulprint.
     picture: bytes | None = None
     #: The quotes behind the filled fields: in the soulprint's JSON, and nowhere else.
@@ -273,7 +275,7 @@ def _store(
     if not read_downstream:
         metadata["superseded"] = not lake.promote_chain(staged)
         if isinstance(obj, SoulprintToSave) and not metadata["superseded"]:
-            obj.on_saved()
+            obj.on_saved(lambda: lake.is_current(staged))
     return metadata
 
 

@@ -292,6 +292,11 @@ class Lake:
         """The manifest of the current version of this partition, or ``None``."""
         return self._current_of(self._partition_path(asset, user_id))
 
+    def is_current(self, manifest: dict[str, Any]) -> bool:
+        """Whether the version ``manifest`` describes is its partition's current one."""
+        current = self.current(manifest["asset"], manifest["user_id"]) or {}
+        return current.get("version") == manifest["version"]
+
     def require(self, asset: str, user_id: str) -> dict[str, Any]:
         """The current manifest; a clear error if the partition was never materialized."""
         manifest = self.current(asset, user_id)

@@ -52,5 +52,12 @@ class PostgresProfileStore(SqlProfileStore):
         # added, and the update gives up rather than queue behind the app's queries
         conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
 
+    def _lock_user(self, conn: sa.Connection, user_id: str) -> None:
+        """A transaction-scoped advisory lock on this user's row (writers of other users go on)."""
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"soulprint_pipeline.user_profiles:{user_id}"},
+        )
+
     def _describe(self, error: BaseException) -> str:
         return postgres_error_text(error, (self._password,))

@@ -128,9 +128,18 @@ class ProgressTracker:
         except ProfileStoreError as error:  # the import goes on; only the app's view lags
             log.warning("progress write for %s skipped: %s", self.user_id, error)
 
-    def complete(self, fields: Mapping[str, Any], stage: Stage = COMPLETE) -> None:
+    def complete(
+        self,
+        fields: Mapping[str, Any],
+        stage: Stage = COMPLETE,
+        still_current: Callable[[], bool] | None = None,
+    ) -> None:
         """Save a finished part of the import with ``fields``, retrying: the soulprint
-        (``REMEMBERING``: ``quick_ready``, 80 %) or the whole import (``COMPLETE``, 100 %)."""
+        (``REMEMBERING``: ``quick_ready``, 80 %) or the whole import (``COMPLETE``, 100 %).
+
+        With ``still_current``, the row is written only if it holds, asked under the store's
+        lock on this user (see ``ProfileStore.upsert_if``): a soulprint another run of the user
+        replaced in the lake meanwhile is not written over the one that replaced it."""
         log.info("%s: %3d%%  %s", self.user_id, stage.start, stage.name)
         if self.listener is not None:
             self.listener(stage.name, stage.start)
@@ -144,7 +153,7 @@ class ProgressTracker:
                 import_error=None,
             )
         if row:  # a quiet run with nothing to save leaves the row alone
-            self._write_final(row)
+            self._write_final(row, still_current)
 
     def fail(self, message: str) -> None:
         """Record a failed import with a user-safe ``message`` (unless this run is quiet)."""
@@ -158,13 +167,21 @@ class ProgressTracker:
             }
         )
 
-    def _write_final(self, row: Mapping[str, Any]) -> None:
+    def _write_final(
+        self, row: Mapping[str, Any], still_current: Callable[[], bool] | None = None
+    ) -> None:
         if self.store is None:
             return
         delay = self.backoff_seconds
         for attempt in range(1, self.final_attempts + 1):
             try:
-                self.store.upsert(self.user_id, row)
+                if still_current is None:
+                    self.store.upsert(self.user_id, row)
+                elif not self.store.upsert_if(self.user_id, row, still_current):
+                    log.info(
+                        "%s: another run's soulprint replaced this one; the row is left to it",
+                        self.user_id,
+                    )
                 return
             except ProfileStoreError as error:
                 if attempt == self.final_attempts:

@@ -144,6 +144,34 @@ class SqlProfileStore(ProfileStore):
         Updating first means an existing row is changed even when the app's table has NOT NULL
         columns of its own (an INSERT ... ON CONFLICT checks those before seeing the conflict).
         """
+        write = self._upsert_statements(user_id, fields)
+        self._run("upsert", write)
+
+    def upsert_if(
+        self, user_id: str, fields: Mapping[str, Any], condition: Callable[[], bool]
+    ) -> bool:
+        """:meth:`upsert` if ``condition()`` holds, asked inside the write's transaction once
+        it holds this user's lock (see :meth:`_lock_user`); whether it wrote."""
+        write = self._upsert_statements(user_id, fields)
+
+        def work(conn: sa.Connection) -> bool:
+            self._lock_user(conn, normalize_user_id(user_id))
+            if not condition():
+                return False
+            write(conn)
+            return True
+
+        return self._run("upsert", work)
+
+    def _lock_user(self, conn: sa.Connection, user_id: str) -> None:
+        """Hold, until the transaction ends, a lock no other transaction's ``_lock_user`` of this
+        user gets meanwhile. Here the database's write lock (SQLite has one writer at a time):
+        an UPDATE takes it even when it changes no row."""
+        conn.execute(PROFILES.update().where(sa.false()).values(user_id=PROFILES.c.user_id))
+
+    def _upsert_statements(
+        self, user_id: str, fields: Mapping[str, Any]
+    ) -> Callable[[sa.Connection], None]:
         user_id = normalize_user_id(user_id)
         values = normalize_fields(user_id, fields)
         update = PROFILES.update().where(PROFILES.c.user_id == user_id).values(values)
@@ -153,11 +181,11 @@ class SqlProfileStore(ProfileStore):
             set_={column: insert.excluded[column] for column in values},
         )
 
-        def work(conn: sa.Connection) -> None:
+        def write(conn: sa.Connection) -> None:
             if conn.execute(update).rowcount == 0:
                 conn.execute(insert)
 
-        self._run("upsert", work)
+        return write
 
     def get(self, user_id: str) -> dict[str, Any] | None:
         """The row for ``user_id``, or None."""

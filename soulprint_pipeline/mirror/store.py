@@ -8,7 +8,7 @@ quotes the failing row, i.e. the person's soulprint, so only the primary message
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -53,6 +53,23 @@ class ProfileStore(ABC):
 
         ``updated_at`` is set to now (UTC) unless given. ``soulprint`` may be a dict.
         """
+
+    def upsert_if(
+        self, user_id: str, fields: Mapping[str, Any], condition: Callable[[], bool]
+    ) -> bool:
+        """:meth:`upsert`, only if ``condition()`` holds, asked while no other ``upsert_if`` of
+        this user can write; whether it wrote.
+
+        Two runs of one user that each save a soulprint then write the row must leave the row
+        with the soulprint the lake keeps: asked under the lock, "is mine still current?" is
+        answered after any write the other run began first. This default cannot lock (a
+        backend without transactions): the condition is asked just before the write, and
+        ``mirror_reconcile_sensor`` mends what a race leaves behind.
+        """
+        if not condition():
+            return False
+        self.upsert(user_id, fields)
+        return True
 
     @abstractmethod
     def get(self, user_id: str) -> dict[str, Any] | None:

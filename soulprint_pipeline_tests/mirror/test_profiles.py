@@ -154,6 +154,43 @@ def test_upsert_creates_then_updates_only_given_columns(store: ProfileStore) -> 
     assert store.get("user-2")["import_error"] == "bad byte 12"  # type: ignore[index]
 
 
+def test_upsert_if_writes_only_when_the_condition_holds(store: ProfileStore) -> None:
+    assert store.upsert_if("user-1", {"ai_name": "Old"}, lambda: False) is False
+    assert store.get("user-1") is None
+    assert store.upsert_if("user-1", {"ai_name": "New"}, lambda: True) is True
+    assert (store.get("user-1") or {})["ai_name"] == "New"
+
+
+def test_upsert_if_asks_its_condition_after_another_writer_of_the_user_committed(
+    backend: tuple[str, str], store: ProfileStore
+) -> None:
+    """Two runs of one user, each writing its soulprint if still the lake's current one: the
+    second's question is answered only once the first's write is committed, so it sees it."""
+    first_inside = threading.Event()
+    seen_by_second: list[str | None] = []
+
+    def first_condition() -> bool:
+        first_inside.set()
+        time.sleep(0.5)  # the other writer arrives meanwhile, and must wait
+        return True
+
+    def second_condition() -> bool:
+        with open_profile_store(backend[1], timeout=5) as reader:
+            seen_by_second.append((reader.get("user-1") or {}).get("ai_name"))
+        return False
+
+    first = threading.Thread(
+        target=store.upsert_if, args=("user-1", {"ai_name": "First"}, first_condition)
+    )
+    first.start()
+    assert first_inside.wait(10)
+    with open_profile_store(backend[1], timeout=10) as other:
+        assert other.upsert_if("user-1", {"ai_name": "Second"}, second_condition) is False
+    first.join()
+    assert seen_by_second == ["First"]
+    assert (store.get("user-1") or {})["ai_name"] == "First"
+
+
 def test_timestamps_are_aware_utc_and_updated_at_defaults_to_now(store: ProfileStore) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     store.upsert("u", {"import_status": "processing"})
