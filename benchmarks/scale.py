@@ -271,26 +271,37 @@ def _load() -> str:
 def _import_phase(instance: Any, base: dict[str, str], workdir: Path, users: int) -> dict[str, Any]:
     """``users`` uploads picked up by the sensor and imported through the daemon: imports per
     hour and the mean run's fixed costs."""
+    from soulprint_pipeline.defs.partitions import uploads_of_run
+
     log = workdir / "daemon.log"
     data = Path(base["SOULPRINT_DATA_DIR"])
     daemon = Daemon({**base, "SOULPRINT_MODEL": "offline"}, workdir, log)
+
+    def covered(runs: list[Any]) -> int:  # users of the runs (a batch run has several)
+        return sum(len(uploads_of_run(r.tags)) for r in runs)
+
     try:
         with PeakRss(daemon.process.pid) as rss:
-            _wait(lambda: len(instance.get_runs()) >= users, "the sensor's runs", 600)
+            _wait(lambda: covered(instance.get_runs()) >= users, "the sensor's runs", 600)
             runs = instance.get_runs()
-            _wait(lambda: len(_finished(instance, runs)) == users, "the imports", 3600)
+            _wait(lambda: len(_finished(instance, runs)) == len(runs), "the imports", 3600)
     finally:
         daemon.stop()
     runs = [instance.get_run_by_id(r.run_id) for r in runs]
     records = {r.dagster_run.run_id: r for r in instance.get_run_records()}
     start = min(records[r.run_id].create_timestamp.timestamp() for r in runs)
     end = max(records[r.run_id].end_time or 0 for r in runs)
-    ok = sum(1 for r in runs if r.is_success)
+    ok = covered([r for r in runs if r.is_success])
     spans = [_spans(instance, r.run_id) for r in runs if r.is_success]
     cost = {key: sum(s[key] for s in spans) / len(spans) for key in spans[0]}
     write = _mirror_write_seconds(f"sqlite:///{data / 'user_profiles.sqlite3'}")
     cost["mirror writes"] = cost.pop("progress writes") * write
+    per_run = covered(runs) / len(runs)
+    fixed = ("run launch", "step launch", "resource init", "lake reads", "mirror writes")
     return {
+        "runs": len(runs),
+        "users_per_run": per_run,
+        "fixed_cost_per_user": sum(cost[key] for key in fixed) / per_run,
         "imports_ok": ok,
         "import_wall_s": end - start,
         "imports_per_hour": ok / (end - start) * 3600,
@@ -340,6 +351,8 @@ def measure(
     export_kb: int,
     backfill_users: int | None = None,
     keep: bool = False,
+    import_batch: int | None = None,
+    imports_only: bool = False,
 ) -> dict[str, Any]:
     """Every figure, on a fresh instance and data folder: ``users`` imports through the
     daemon, then soulprint backfills over ``backfill_users`` (those imported, and the rest
@@ -367,6 +380,8 @@ def measure(
             "SOULPRINT_DATA_DIR": str(data),
             "SOULPRINT_SENSOR_INTERVAL_SECONDS": "5",
             "SOULPRINT_EMBEDDING_DIMENSION": "256",
+            # new users per upload batch run at most (the sensor's default when unset)
+            **({"SOULPRINT_IMPORT_BATCH": str(import_batch)} if import_batch else {}),
         }
         stub.stop()
         subprocess.run(
@@ -382,6 +397,9 @@ def measure(
         result: dict[str, Any] = {"users": users, "backfill_users": backfill_users}
         if users:
             result.update(_import_phase(instance, base, workdir, users))
+        result["backfills"] = {}
+        if imports_only:
+            return result
 
         seeded = ids[users:]
         if seeded:
@@ -399,7 +417,6 @@ def measure(
         ]
         if backfill_users <= 64:  # a run per user: minutes for a few dozen, hours for 1,000
             runs.append(("stub, a run per user", "bedrock", "1"))
-        result["backfills"] = {}
         for label, model, batch in runs:
             stub = Stub(latency)
             env = {
@@ -437,8 +454,23 @@ def main(argv: list[str] | None = None) -> None:
         "seeded straight into the lake, unmeasured (1,000: about 15 minutes in all)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the instance and data")
+    parser.add_argument(
+        "--import-batch",
+        type=int,
+        help="SOULPRINT_IMPORT_BATCH: new users per upload batch run at most (1: a run each)",
+    )
+    parser.add_argument("--imports-only", action="store_true", help="no soulprint backfills")
     args = parser.parse_args(argv)
-    r = measure(args.users, args.latency, args.llm, args.export_kb, args.backfill_users, args.keep)
+    r = measure(
+        args.users,
+        args.latency,
+        args.llm,
+        args.export_kb,
+        args.backfill_users,
+        args.keep,
+        args.import_batch,
+        args.imports_only,
+    )
     if r["users"]:
         print(
             f"\nImports through the daemon: {r['imports_ok']}/{r['users']} exports of "
@@ -450,7 +482,14 @@ def main(argv: list[str] | None = None) -> None:
             ["per import run (mean)", "seconds"],
             [[name, f"{seconds:.2f}"] for name, seconds in r["fixed_cost"].items()],
         )
-        print(f"(mirror writes: {r['mirror_write_ms']:.1f} ms per write)\n")
+        print(f"(mirror writes: {r['mirror_write_ms']:.1f} ms per write)")
+        print(
+            f"{r['runs']} runs, {r['users_per_run']:.1f} users a run: fixed cost per user "
+            f"(run launch, step launch, resource init, lake reads, mirror writes, over the "
+            f"run's users) {r['fixed_cost_per_user']:.2f} s\n"
+        )
+    if not r["backfills"]:
+        return
     if "seed_s" in r:
         print(f"({r['backfill_users'] - r['users']} users seeded in {r['seed_s']:.0f} s)")
     print(

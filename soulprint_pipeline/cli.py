@@ -170,6 +170,7 @@ def _claim(instance: Any, home: Any, user_id: str) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     from soulprint_pipeline.defs.partitions import IMPORT_COMMAND, PARTITION_TAG, RUNNER_TAG
+    from soulprint_pipeline.defs.sensors import users_in_batches
     from soulprint_pipeline.errors import ImportInProgressError
 
     busy = f"An import of {user_id} is already running"
@@ -202,6 +203,10 @@ def _claim(instance: Any, home: Any, user_id: str) -> Iterator[None]:
                 run, "its import command ended before the run did (killed, or the machine died)"
             )
             print(f"run {run.run_id} of {user_id} had died with its process: marked failed")
+        if user_id in users_in_batches(instance):  # a batch run carries no partition tag
+            raise ImportInProgressError(
+                f"{busy} in Dagster (a batch run of new users' imports); wait for it."
+            )
         yield
     finally:
         lock.release()

@@ -10,7 +10,10 @@ import dagster as dg
 from soulprint_pipeline.defs.backfill import (
     BACKFILL_BATCH,
     MEMORY_BACKFILL_BATCH,
+    export_batch,
+    is_batch,
     memory_batch,
+    parse_batch,
     soulprint_batch,
     start_generating,
     to_save,
@@ -25,7 +28,7 @@ from soulprint_pipeline.defs.io_manager import LAKE, ExportCopy, LakeIOManager, 
 from soulprint_pipeline.defs.memory import EmbedderResource, MemoryResource, memory_code_version
 from soulprint_pipeline.defs.metadata import table_schema, without_credentials
 from soulprint_pipeline.defs.model import SoulprintModel
-from soulprint_pipeline.defs.partitions import IDENTITY_TAG, UPLOAD_TAG, users
+from soulprint_pipeline.defs.partitions import uploads_of_run, users
 from soulprint_pipeline.defs.resources import ProfilesResource, UploadsResource
 from soulprint_pipeline.export.reader import READER_VERSION, ExportReader
 from soulprint_pipeline.export.rows import SCHEMA
@@ -103,23 +106,34 @@ def _stored(context: dg.AssetExecutionContext, lake: Lake, asset: str) -> dict[s
 )
 def raw_export(
     context: dg.AssetExecutionContext, uploads: UploadsResource, profiles: ProfilesResource
-) -> dg.Output:
+) -> Iterator[dg.Output]:
     """A person's export exactly as uploaded, copied into the lake (sha256, size, container)."""
-    tracker = _tracker(context, profiles)
+    copy_of = lambda tracker: _copy_of(context, uploads, tracker)  # noqa: E731
+    if is_batch(context):  # an upload batch: each user's export in turn
+        tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
+        yield from export_batch(context, tracker_for, copy_of)
+        return
+    copy, metadata = copy_of(_tracker(context, profiles))
+    yield dg.Output(copy, metadata=metadata)
+
+
+def _copy_of(
+    context: dg.AssetExecutionContext, uploads: UploadsResource, tracker: ProgressTracker
+) -> tuple[ExportCopy, dict[str, Any]]:
+    """The user's copy starts: the upload their run was requested for (else their newest), to
+    copy as ``raw_export``'s output, and the upload's identity for its metadata."""
     tracker.start(DOWNLOADING, processing_started_at=now(), import_error=None)
     user_id = tracker.user_id
-    tagged = context.run.tags.get(UPLOAD_TAG)
-    upload = uploads.upload_at(tagged, user_id) if tagged else uploads.latest_upload(user_id)
+    url, identity = uploads_of_run(context.run.tags).get(user_id, ("", ""))
+    upload = uploads.upload_at(url, user_id) if url else uploads.latest_upload(user_id)
     # the upload's URL holds the file name the person chose: the log gets its size only
-    context.log.info(f"importing an upload of {upload.size:,} bytes")
-    return dg.Output(
-        ExportCopy(
-            upload,
-            uploads.s3.storage_options(upload.url),
-            on_progress=lambda done, total: tracker.advance(DOWNLOADING, done / max(total, 1)),
-        ),
-        metadata={"upload_identity": context.run.tags.get(IDENTITY_TAG, upload.identity)},
+    context.log.info(f"{user_id}: importing an upload of {upload.size:,} bytes")
+    copy = ExportCopy(
+        upload,
+        uploads.s3.storage_options(upload.url),
+        on_progress=lambda done, total: tracker.advance(DOWNLOADING, done / max(total, 1)),
     )
+    return copy, {"upload_identity": identity or upload.identity}
 
 
 @dg.asset(
@@ -133,18 +147,27 @@ def raw_export(
     check_specs=BATCHES_CHECKS,
 )
 def conversation_batches(
-    context: dg.AssetExecutionContext, raw_export: ExportReader, profiles: ProfilesResource
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    context: dg.AssetExecutionContext, raw_export: ExportReader | None, profiles: ProfilesResource
+) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetCheckEvaluation]:
     """Parsed messages of one user's export, one row per visible message, in Parquet parts."""
-    tracker = _tracker(context, profiles)
-    tracker.start(PARSING)
-    raw_export.on_progress = lambda done, total: tracker.advance(PARSING, done / max(total, 1))
+    if is_batch(context):  # an upload batch: each user's export parsed in turn
+        tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
+        yield from parse_batch(context, tracker_for, _start_parse)
+        return
+    assert raw_export is not None  # one user's: the IO manager's reader
+    _start_parse(_tracker(context, profiles), raw_export)
     # The reader is consumed by the IO manager, part by part, as it writes the Parquet parts;
     # the checks run once it has (Dagster stores each output as it is yielded).
     yield dg.Output(raw_export)
     lake = _lake(context)
     stored = StoredParts(lake, _stored(context, lake, "conversation_batches"))
     yield from rows_checks(stored, raw_export.stats)
+
+
+def _start_parse(tracker: ProgressTracker, reader: ExportReader) -> None:
+    """The row enters the parsing stage, advancing with the bytes ``reader`` consumes."""
+    tracker.start(PARSING)
+    reader.on_progress = lambda done, total: tracker.advance(PARSING, done / max(total, 1))
 
 
 @dg.asset(
@@ -169,9 +192,7 @@ def quick_pass_soulprint(
     context: dg.AssetExecutionContext, profiles: ProfilesResource, llm: SoulprintModel
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The person's quick-pass soulprint: five sections, also mirrored into user_profiles."""
-    # a backfill's run is tagged with a range of users (even a range of one, with a batch of
-    # 1), which Dagster's single-partition outputs and checks do not take
-    if len(context.partition_keys) > 1 or not context.has_partition_key:
+    if is_batch(context):  # a backfill's or an upload batch's run
         tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
         yield from soulprint_batch(context, tracker_for, llm, profiles.store)
         return
@@ -218,7 +239,7 @@ def memory_chunks(
     profiles: ProfilesResource,
     embedder: EmbedderResource,
     memory: MemoryResource,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.Output]:
     """The person's memory: their conversations in chunks of whole turns, embedded for recall."""
     lake = _lake(context)
 
@@ -227,14 +248,10 @@ def memory_chunks(
             context, lake, rows, embedder, memory, _tracker(context, profiles, user_id)
         )
 
-    if len(context.partition_keys) > 1 or not context.has_partition_key:
-        # a backfill's batch: each user's current rows
+    if is_batch(context):
+        # a backfill's batch (each user's current rows) or an upload batch's (this run's)
         tracker_for = lambda user_id: _tracker(context, profiles, user_id)  # noqa: E731
-        memory_batch(
-            context,
-            tracker_for,
-            lambda user_id: build(user_id, lake.require("conversation_batches", user_id)),
-        )
+        yield from memory_batch(context, tracker_for, build)
         return
     # the rows this run parsed, else the current ones (a memory-only run)
     rows = _stored(context, lake, "conversation_batches")

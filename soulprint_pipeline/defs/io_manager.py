@@ -105,6 +105,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         return Lake(self.url, self.s3.storage_options(self.url), keep_seconds=self.keep_seconds)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            # a step of several users (an upload batch, a backfill's batch: defs/backfill.py)
+            # stored each user's version itself; its one output only lets the steps after run
+            return
         lake = self.lake()
         asset = context.asset_key.to_user_string()
         version = lake.new_version(asset, context.partition_key)
@@ -119,8 +123,46 @@ class LakeIOManager(dg.ConfigurableIOManager):
             inputs = {"raw_export": obj.manifest} if isinstance(obj, LakeExport) else {}
         else:
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
+        layer = context.step_context.job_def.asset_layer
         context.add_output_metadata(
-            _store(lake, version, manifest, metadata, inputs, obj, _read_downstream_in_run(context))
+            _store(
+                lake,
+                version,
+                manifest,
+                metadata,
+                inputs,
+                obj,
+                read_downstream_in_run(layer, context.asset_key),
+            )
+        )
+
+    def store_copy(
+        self, user_id: str, copy: ExportCopy, read_downstream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Copies one user's upload into the lake as ``handle_output`` does, for a step of
+        several users (an upload batch, defs/backfill.py): the staged manifest and the
+        materialization's metadata."""
+        lake = self.lake()
+        version = lake.new_version("raw_export", user_id)
+        manifest, metadata = self._copy_export(lake, version, copy)
+        return self._staged(lake, version, manifest, metadata, {}, copy, read_downstream)
+
+    def store_parts(
+        self, user_id: str, reader: "LakeExport", read_downstream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Writes one user's parsed rows as ``handle_output`` does, for a step of several
+        users: the staged manifest and the materialization's metadata."""
+        lake = self.lake()
+        version = lake.new_version("conversation_batches", user_id)
+        manifest, metadata = self._write_parts(lake, version, reader)
+        inputs = {"raw_export": reader.manifest}
+        return self._staged(lake, version, manifest, metadata, inputs, reader, read_downstream)
+
+    def export_reader(self, manifest: dict[str, Any]) -> "LakeExport":
+        """A reader of the raw export version ``manifest`` (nothing read until iterated)."""
+        lake = self.lake()
+        return LakeExport(
+            manifest, storage_options=lake.storage_options or None, workers=self.parse_workers
         )
 
     def save_soulprint(
@@ -133,8 +175,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
         version = lake.new_version("quick_pass_soulprint", user_id)
         manifest, metadata = self._save_soulprint(lake, version, soulprint)
         inputs = {"conversation_batches": soulprint.rows}
-        metadata = _store(lake, version, manifest, metadata, inputs, soulprint, False)
-        staged = lake.staged("quick_pass_soulprint", user_id, version.name)
+        return self._staged(lake, version, manifest, metadata, inputs, soulprint, False)
+
+    @staticmethod
+    def _staged(
+        lake: Lake,
+        version: Version,
+        manifest: dict[str, Any],
+        metadata: dict[str, Any],
+        inputs: dict[str, dict[str, Any]],
+        obj: Any,
+        read_downstream: bool,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        metadata = _store(lake, version, manifest, metadata, inputs, obj, read_downstream)
+        staged = lake.staged(version.asset, version.user_id, version.name)
         assert staged is not None  # just staged
         return staged, metadata
 
@@ -212,6 +266,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         return manifest, metadata
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
+            # a step of several users reads each user's version itself (defs/backfill.py)
+            return None
         lake = self.lake()
         asset = context.asset_key.to_user_string()
         step = context.step_context
@@ -219,9 +276,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             lake, step.instance, step.dagster_run, asset, context.asset_partition_key
         )
         if manifest["kind"] == "export":
-            return LakeExport(
-                manifest, storage_options=lake.storage_options or None, workers=self.parse_workers
-            )
+            return self.export_reader(manifest)
         if manifest["kind"] == "parquet":
             return StoredParts(lake, manifest)
         return sections_of(lake.read_json(manifest["file"]))
@@ -279,14 +334,14 @@ def _store(
     return metadata
 
 
-def _read_downstream_in_run(context: dg.OutputContext) -> bool:
-    """Whether an asset of this run stores into the lake what it computes from this output:
-    then that asset makes this version current with its own, at the end of the chain."""
-    layer = context.step_context.job_def.asset_layer
+def read_downstream_in_run(layer: Any, asset_key: dg.AssetKey) -> bool:
+    """Whether an asset of this run (its job's asset ``layer``) stores into the lake what it
+    computes from ``asset_key``: then that asset makes this version current with its own, at
+    the end of the chain."""
     selected = layer.selected_asset_keys
     return any(
         child in selected and layer.get(child).io_manager_key == LAKE
-        for child in layer.get(context.asset_key).child_keys
+        for child in layer.get(asset_key).child_keys
     )
 
 

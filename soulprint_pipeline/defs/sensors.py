@@ -15,11 +15,17 @@ import dagster as dg
 
 from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.partitions import (
+    BATCH_TAG,
     IDENTITY_TAG,
+    IMPORT_BATCH_VALUE,
     IMPORT_COMMAND,
     PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
     RUNNER_TAG,
     UPLOAD_TAG,
+    UPLOADS_TAG,
+    uploads_of_run,
     users,
     users_of_run,
     users_to_tell,
@@ -188,6 +194,11 @@ def already_imported(
 #: limit says otherwise.
 DEFAULT_MAX_RUNS_PER_TICK = 50
 
+#: New users per upload batch run at most, when ``SOULPRINT_IMPORT_BATCH`` is not set: a
+#: wave of new users' uploads larger than the runs a tick may request is spread over those
+#: runs, up to this many users a run; a smaller one gets a run per upload.
+DEFAULT_IMPORT_BATCH = 10
+
 #: Identities looked up in the run history per query (well under SQLite's variable limit).
 _LOOKUP_CHUNK = 500
 
@@ -234,7 +245,100 @@ def requested_before(instance: dg.DagsterInstance, uploads: list[Upload]) -> set
         for record in records:
             tags = record.dagster_run.tags
             found.add((tags.get(PARTITION_TAG, ""), tags.get(IDENTITY_TAG, "")))
+    if uploads:
+        # a batch run names its users' uploads in one tag: the batch runs created since the
+        # oldest of these uploads was written (an hour's slack for the storage's clock)
+        since = datetime.fromtimestamp(min(u.modified for u in uploads) - 3600, UTC)
+        for record in _batch_runs(instance, created_after=since):
+            for user_id, (_, identity) in uploads_of_run(record.dagster_run.tags).items():
+                found.add((user_id, identity))
     return found
+
+
+def _batch_runs(
+    instance: dg.DagsterInstance,
+    statuses: list[dg.DagsterRunStatus] | None = None,
+    created_after: datetime | None = None,
+) -> list[dg.RunRecord]:
+    """The upload sensor's batch runs (several new users' imports a run)."""
+    return list(
+        instance.get_run_records(
+            dg.RunsFilter(
+                job_name=import_user.name,
+                tags={BATCH_TAG: IMPORT_BATCH_VALUE},
+                statuses=statuses or [],
+                created_after=created_after,
+            )
+        )
+    )
+
+
+#: A run not finished yet (waiting in the queue or running).
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def users_in_batches(instance: dg.DagsterInstance) -> set[str]:
+    """The users of the upload batch runs not finished yet: a new upload of one of them waits
+    until their batch ends (the run queue's one-run-per-user limit reads the partition tag,
+    which a batch run has not)."""
+    return {
+        user_id
+        for record in _batch_runs(instance, statuses=_IN_FLIGHT)
+        for user_id in uploads_of_run(record.dagster_run.tags)
+    }
+
+
+def batch_size(new_users: int, runs: int, largest: int) -> int:
+    """Users per batch run for ``new_users`` new users' uploads when ``runs`` runs may be
+    requested: spread over those runs (so a lone upload, or a few with the queue free, each
+    get their own run at once), at most ``largest`` (``SOULPRINT_IMPORT_BATCH``) a run."""
+    return max(1, min(largest, -(-new_users // max(1, runs))))
+
+
+def _import_requests(
+    imports: list[Upload], new_users: list[Upload], runs: int, largest: int
+) -> list[dg.RunRequest]:
+    """The runs of this tick: one per upload of a known user (``imports``), and the new users'
+    (``new_users``, whose partitions this tick adds in user id order) in batches over
+    contiguous ranges of those partitions, one run per upload where a batch would be one."""
+    requests = [_one_user(upload) for upload in imports]
+    size = batch_size(len(new_users), runs - len(requests), largest)
+    ordered = sorted(new_users, key=lambda u: u.user_id)
+    for start in range(0, len(ordered), size):
+        chunk = ordered[start : start + size]
+        requests.append(_one_user(chunk[0]) if len(chunk) == 1 else _batch(chunk))
+    return requests
+
+
+def _one_user(upload: Upload) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"{upload.user_id}:{upload.identity}",
+        partition_key=upload.user_id,
+        tags={UPLOAD_TAG: upload.url, IDENTITY_TAG: upload.identity},
+    )
+
+
+def _batch(chunk: list[Upload]) -> dg.RunRequest:
+    """A run over the range of ``chunk``'s users (new partitions, added in this order), with
+    Dagster's range tags, as a backfill's batch run is tagged; its key hashes every user's
+    upload, so a request made again (a tick evaluated twice) is dropped by Dagster."""
+    named = {u.user_id: [u.url, u.identity] for u in chunk}
+    digest = hashlib.blake2b(json.dumps(named, sort_keys=True).encode(), digest_size=8)
+    return dg.RunRequest(
+        run_key=f"batch:{chunk[0].user_id}..{chunk[-1].user_id}:{digest.hexdigest()}",
+        tags={
+            RANGE_START_TAG: chunk[0].user_id,
+            RANGE_END_TAG: chunk[-1].user_id,
+            BATCH_TAG: IMPORT_BATCH_VALUE,
+            UPLOADS_TAG: json.dumps(named),
+        },
+    )
 
 
 def _skip_message(skipped: Counter[str], listed: int) -> str:
@@ -252,8 +356,11 @@ def _skip_message(skipped: Counter[str], listed: int) -> str:
     description=(
         "Lists the uploads bucket ({uploads}/{user_id}/{file}) and starts the import_user run "
         "of each export it has not imported yet (by ETag, or size and mtime), whatever its "
-        "mtime; adds the user's partition. Skips what is not an export, still being written, "
-        "imported already or a link out of the uploads folder, with a count per reason."
+        "mtime; adds the user's partition. A wave of new users larger than the runs a tick "
+        "may request is imported in batch runs over ranges of their new partitions "
+        "(SOULPRINT_IMPORT_BATCH users a run at most). Skips what is not an export, still "
+        "being written, imported already or a link out of the uploads folder, with a count "
+        "per reason."
     ),
 )
 def upload_sensor(
@@ -296,57 +403,113 @@ def upload_sensor(
             context.log.info(f"{len(late)} upload(s) arrived behind the watermark")
 
     max_runs, why = runs_per_tick(context.instance)
+    plan = _Plan(context, profiles, max_runs)
     # Late uploads first (they are the oldest), then in time order: exports are taken (up to
-    # the cap), what is not an export is passed over for good, and an upload still being
-    # written stops the tick there, so the cursor never moves past it and nothing is dropped.
-    taken = late[:max_runs]
-    deferred = {_key_hash(u) for u in late[max_runs:]}
+    # the runs this tick may request), what is not an export is passed over for good, and an
+    # upload still being written stops the tick there, so the cursor never moves past it and
+    # nothing is dropped. An upload left for later (no room this tick, or its user's batch run
+    # not finished) is kept out of the digests, so a later tick finds it behind the watermark.
+    deferred: set[int] = set()
+    for upload in late:
+        if plan.offer(upload) in (_FULL, _WAIT):
+            deferred.add(_key_hash(upload))
     passed: list[Upload] = []
-    skipped: Counter[str] = Counter()
+    skipped = plan.skipped
     for upload, reason in fresh:
-        if reason == STILL_BEING_WRITTEN or (reason is None and len(taken) >= max_runs):
+        if reason == STILL_BEING_WRITTEN:
             break
-        passed.append(upload)
         if reason is None:
-            taken.append(upload)
+            outcome = plan.offer(upload)
+            if outcome == _FULL:
+                break
+            if outcome == _WAIT:
+                deferred.add(_key_hash(upload))
         else:
             skipped[reason] += 1
+        passed.append(upload)
     left = [reason for _, reason in fresh[len(passed) :]]
     if writing := left.count(STILL_BEING_WRITTEN):
         skipped[STILL_BEING_WRITTEN] += writing
-    if waiting := left.count(None) + len(deferred):
+    if waiting := left.count(None) + len(deferred) - plan.waiting:
         skipped[f"waiting for the next tick ({why})"] += waiting
+    if plan.waiting:
+        skipped["waiting for their user's batch run to end"] += plan.waiting
     for reason, count in sorted(skipped.items()):
         context.log.info(f"skipped {count} object(s): {reason}")
 
-    requests = []
-    new_users = []
-    for upload in taken:
-        if already_imported(context.instance, profiles, upload):
-            context.log.info(f"skipping an upload of {upload.user_id}: imported already")
-            skipped["imported already"] += 1
-            continue
-        if not context.instance.has_dynamic_partition(users.name, upload.user_id):
-            new_users.append(upload.user_id)
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{upload.user_id}:{upload.identity}",
-                partition_key=upload.user_id,
-                tags={UPLOAD_TAG: upload.url, IDENTITY_TAG: upload.identity},
-            )
+    requests = _import_requests(plan.imports, plan.new, max_runs, plan.largest)
+    batches = sum(1 for r in requests if r.partition_key is None)
+    if batches:
+        size = batch_size(len(plan.new), max_runs - len(plan.imports), plan.largest)
+        context.log.info(
+            f"{len(plan.new)} new users' uploads in {batches} batch run(s) of at most {size} "
+            f"users (SOULPRINT_IMPORT_BATCH={plan.largest})"
         )
-    # handled behind the new watermark: what was behind (less the late uploads left for the
-    # next tick) and the exports passed now
-    handled = [u for u in behind if not deferred or _key_hash(u) not in deferred]
-    handled += [u for u, reason in fresh[: len(passed)] if reason is None]
+    new_users = sorted({u.user_id for u in plan.new})
+    # handled behind the new watermark: what was behind and the exports passed now, less the
+    # uploads left for a later tick
+    handled = [u for u in behind if _key_hash(u) not in deferred]
+    handled += [
+        u for u, reason in fresh[: len(passed)] if reason is None and _key_hash(u) not in deferred
+    ]
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[users.build_add_request(sorted(set(new_users)))]
-        if new_users
-        else [],
+        dynamic_partitions_requests=[users.build_add_request(new_users)] if new_users else [],
         cursor=cursor.advanced(passed, digests_of(handled)).dump(),
         skip_reason=None if requests else dg.SkipReason(_skip_message(skipped, listed)),
     )
+
+
+_TAKEN, _SKIPPED, _WAIT, _FULL = "taken", "skipped", "wait", "full"
+
+
+class _Plan:
+    """The runs a tick requests, as uploads are offered in order: an upload of a known user is
+    a run of its own; new users' uploads go in batches (``SOULPRINT_IMPORT_BATCH`` a run at
+    most, counted so here); no more than ``max_runs`` runs in all."""
+
+    def __init__(
+        self, context: dg.SensorEvaluationContext, profiles: ProfilesResource, max_runs: int
+    ) -> None:
+        self.context = context
+        self.profiles = profiles
+        self.max_runs = max_runs
+        self.largest = int_setting("SOULPRINT_IMPORT_BATCH", DEFAULT_IMPORT_BATCH)
+        self.imports: list[Upload] = []
+        self.new: list[Upload] = []
+        self._new_users: set[str] = set()
+        self.skipped: Counter[str] = Counter()
+        self.waiting = 0
+        self._busy: set[str] | None = None
+
+    def _runs(self, imports: int, new: int) -> int:
+        return imports + -(-new // self.largest)
+
+    def offer(self, upload: Upload) -> str:
+        """Takes ``upload`` into a run of this tick, or says why not."""
+        instance = self.context.instance
+        user_id = upload.user_id
+        if self._busy is None:
+            self._busy = users_in_batches(instance)
+        if user_id in self._busy or (self.largest > 1 and user_id in self._new_users):
+            # one import per user at a time: a user of a batch run (or maybe of this tick's)
+            # is imported again once it ended
+            self.waiting += 1
+            return _WAIT
+        is_new = not instance.has_dynamic_partition(users.name, user_id)
+        imports, new = len(self.imports) + (not is_new), len(self.new) + is_new
+        if self._runs(imports, new) > self.max_runs:
+            return _FULL
+        if already_imported(instance, self.profiles, upload):
+            self.context.log.info(f"skipping an upload of {user_id}: imported already")
+            self.skipped["imported already"] += 1
+            return _SKIPPED
+        if is_new:
+            self.new.append(upload)
+            self._new_users.add(user_id)
+        else:
+            self.imports.append(upload)
+        return _TAKEN
 
 
 @dg.run_status_sensor(
@@ -366,9 +529,9 @@ def import_queued_sensor(context: dg.RunStatusSensorContext, profiles: ProfilesR
     run = context.dagster_run  # read when the tick runs: its status is current
     if run.status != dg.DagsterRunStatus.QUEUED:
         return  # started or finished already: its steps own the row now
-    user_id = run.tags.get(PARTITION_TAG)
-    if user_id and UPLOAD_TAG in run.tags:
-        store = profiles.store  # a complete user stays complete until a new soulprint is saved
+    store = profiles.store
+    for user_id in uploads_of_run(run.tags):  # the run's user, or each user of a batch run
+        # a complete user stays complete until a new soulprint is saved
         ProgressTracker(user_id, store, quiet=is_quiet(store, user_id)).start(QUEUED)
 
 

@@ -61,7 +61,8 @@ def _tick(env: Env, cursor: str | None = None, submit: bool = False) -> dg.Senso
                 status=dg.DagsterRunStatus.NOT_STARTED,  # waiting, as a queued run
                 tags={
                     **request.tags,
-                    PARTITION_TAG: request.partition_key,
+                    # a batch run has the range tags of its users instead
+                    **({PARTITION_TAG: request.partition_key} if request.partition_key else {}),
                     "dagster/run_key": request.run_key,
                     "dagster/sensor_name": upload_sensor.name,
                 },
@@ -120,6 +121,7 @@ def test_uploads_over_the_per_tick_cap_are_taken_next_tick(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "2")
+    monkeypatch.setenv("SOULPRINT_IMPORT_BATCH", "1")  # a run per upload (batches: below)
     for i in range(5):
         _put(env, f"user-{i}/export.zip", b"zip", OLD + i)
     seen, cursor = [], None
@@ -134,6 +136,7 @@ def test_uploads_sharing_a_timestamp_are_all_taken(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "1")
+    monkeypatch.setenv("SOULPRINT_IMPORT_BATCH", "1")  # a run per upload (batches: below)
     for user in ("user-a", "user-b", "user-c"):
         _put(env, f"{user}/export.zip", b"zip", OLD)
     seen, cursor = [], None
@@ -227,6 +230,7 @@ def test_fifteen_late_uploads_over_many_ticks_none_lost_none_duplicated(
     """The issue's scenario (15 of 15 lost): late uploads among on-time ones, a cap of 3, a
     deletion and a replacement on the way; every identity requested exactly once."""
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "3")
+    monkeypatch.setenv("SOULPRINT_IMPORT_BATCH", "1")  # a run per upload (batches: below)
     requested: list[str] = []
     cursor = None
     for i in range(10):
@@ -257,6 +261,7 @@ def test_the_cursor_stays_the_same_size_as_the_bucket_grows(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "500")
+    monkeypatch.setenv("SOULPRINT_IMPORT_BATCH", "1")  # a run per upload (batches: below)
     sizes, requested, cursor = [], 0, None
     for batch in range(4):  # 2,000 uploads over 10 users, 500 at a time
         for i in range(500):
@@ -401,7 +406,10 @@ def test_a_tick_that_requests_nothing_says_why_in_counts(env: Env) -> None:
 
 
 @pytest.mark.chaos
-def test_without_a_set_cap_the_run_queue_sizes_the_drain(tmp_path: Path) -> None:
+def test_without_a_set_cap_the_run_queue_sizes_the_drain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOULPRINT_IMPORT_BATCH", "1")  # a run per upload (batches: below)
     overrides = {"concurrency": {"runs": {"max_concurrent_runs": 3}}}
     with dg.instance_for_test(overrides=overrides) as instance:
         env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
