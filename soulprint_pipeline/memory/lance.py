@@ -48,6 +48,11 @@ BUILDS_SCHEMA = pa.schema(
 )
 #: Rows before a vector index is worth training (below it, an exact scan is fast).
 INDEX_MIN_ROWS = 50_000
+#: LanceDB's cache of table metadata, per connection (its default is 1 GiB). Every staged
+#: batch is a new version, and the cache kept each version's manifest: 11 MB after the 1 GB
+#: export's 134 batches, growing with the square of their number; the build and a search
+#: read only the latest version, which fits.
+METADATA_CACHE_BYTES = 4 * 1024 * 1024
 
 
 def _quoted(user_id: str) -> str:
@@ -74,6 +79,7 @@ class LanceMemoryStore(MemoryStore):
                 url,
                 storage_options=storage_options or None,
                 read_consistency_interval=timedelta(0),
+                session=lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES),
             )
             self._chunks = self._db.create_table(
                 TABLE, schema=self.schema.append(BUILD_KEY), exist_ok=True
