@@ -124,17 +124,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             raise TypeError(f"The lake cannot store a {type(obj).__name__} for {asset}.")
         layer = context.step_context.job_def.asset_layer
-        context.add_output_metadata(
-            _store(
-                lake,
-                version,
-                manifest,
-                metadata,
-                inputs,
-                obj,
-                read_downstream_in_run(layer, context.asset_key),
-            )
-        )
+        read_downstream = read_downstream_in_run(layer, context.asset_key)
+        _, metadata = _store(lake, version, manifest, metadata, inputs, obj, read_downstream)
+        context.add_output_metadata(metadata)
 
     def store_copy(
         self, user_id: str, copy: ExportCopy, read_downstream: bool
@@ -145,7 +137,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         lake = self.lake()
         version = lake.new_version("raw_export", user_id)
         manifest, metadata = self._copy_export(lake, version, copy)
-        return self._staged(lake, version, manifest, metadata, {}, copy, read_downstream)
+        return _store(lake, version, manifest, metadata, {}, copy, read_downstream)
 
     def store_parts(
         self, user_id: str, reader: "LakeExport", read_downstream: bool
@@ -156,7 +148,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         version = lake.new_version("conversation_batches", user_id)
         manifest, metadata = self._write_parts(lake, version, reader)
         inputs = {"raw_export": reader.manifest}
-        return self._staged(lake, version, manifest, metadata, inputs, reader, read_downstream)
+        return _store(lake, version, manifest, metadata, inputs, reader, read_downstream)
 
     def export_reader(self, manifest: dict[str, Any]) -> "LakeExport":
         """A reader of the raw export version ``manifest`` (nothing read until iterated)."""
@@ -175,22 +167,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         version = lake.new_version("quick_pass_soulprint", user_id)
         manifest, metadata = self._save_soulprint(lake, version, soulprint)
         inputs = {"conversation_batches": soulprint.rows}
-        return self._staged(lake, version, manifest, metadata, inputs, soulprint, False)
-
-    @staticmethod
-    def _staged(
-        lake: Lake,
-        version: Version,
-        manifest: dict[str, Any],
-        metadata: dict[str, Any],
-        inputs: dict[str, dict[str, Any]],
-        obj: Any,
-        read_downstream: bool,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        metadata = _store(lake, version, manifest, metadata, inputs, obj, read_downstream)
-        staged = lake.staged(version.asset, version.user_id, version.name)
-        assert staged is not None  # just staged
-        return staged, metadata
+        return _store(lake, version, manifest, metadata, inputs, soulprint, False)
 
     def _save_soulprint(
         self, lake: Lake, version: Version, soulprint: SoulprintToSave
@@ -320,10 +297,10 @@ def _store(
     inputs: dict[str, dict[str, Any]],
     obj: Any,
     read_downstream: bool,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Stages a written version with the inputs it came from and, unless an asset of the run
     downstream makes it current with its own, makes its chain current (telling the app of a
-    saved soulprint); the materialization's metadata."""
+    saved soulprint); the staged manifest and the materialization's metadata."""
     staged = lake.stage(version, manifest, inputs)
     metadata[LAKE_VERSION] = version.name
     metadata["lake_inputs"] = dg.MetadataValue.json(staged["inputs"])
@@ -331,7 +308,7 @@ def _store(
         metadata["superseded"] = not lake.promote_chain(staged)
         if isinstance(obj, SoulprintToSave) and not metadata["superseded"]:
             obj.on_saved(lambda: lake.is_current(staged))
-    return metadata
+    return staged, metadata
 
 
 def read_downstream_in_run(layer: Any, asset_key: dg.AssetKey) -> bool:
