@@ -1,6 +1,6 @@
-"""The import command under faults: a second import of the same user at once is refused, and
-an import killed with ``kill -9`` leaves no run "in progress" forever: the next import fails
-it and imports the user again."""
+"""The import command under faults: a second import of the same user at once is refused (so is
+an import of a user whom a batch run of new users holds), and an import killed with ``kill -9``
+leaves no run "in progress" forever: the next import fails it and imports the user again."""
 
 from __future__ import annotations
 
@@ -78,6 +78,43 @@ def test_a_second_import_of_the_same_user_is_refused_while_the_first_runs(
     )
     assert first.wait(timeout=300) == 0
     assert _row(tmp_path)[0] == "complete"
+
+
+def test_an_import_is_refused_while_a_batch_run_of_new_users_holds_the_user(
+    tmp_path: Path,
+) -> None:
+    """A batch run carries no partition tag; the user is found in its uploads, and left to it."""
+    import json
+
+    from soulprint_pipeline.defs.partitions import BATCH_TAG, IMPORT_BATCH_VALUE, UPLOADS_TAG
+
+    export = tmp_path / "export.json"
+    write_export(str(export), fmt="json", target_bytes=64 * 1024, seed=9)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    uploads = {user: [f"file://{export}", f"etag-{user}"] for user in ("u0", "u1", "u2")}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        batch = instance.add_run(
+            dg.DagsterRun(
+                job_name="import_user",
+                run_id="0" * 8 + "-batch-run",
+                status=dg.DagsterRunStatus.NOT_STARTED,
+                tags={BATCH_TAG: IMPORT_BATCH_VALUE, UPLOADS_TAG: json.dumps(uploads)},
+            )
+        )
+    settings = defaults_under(tmp_path)
+    refused = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "soulprint-pipeline: An import of u1 is already running in Dagster (a batch run of new "
+        "users' imports); wait for it."
+    )
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert _runs(tmp_path, dg.DagsterRunStatus.NOT_STARTED) == [batch]  # left to the daemon
+
+    other = run_cli("import", str(export), "--user", "u9", cwd=tmp_path, env=settings)
+    assert other.returncode == 0, other.stderr[-2000:]
 
 
 def test_an_import_killed_mid_run_is_failed_and_imported_again_by_the_next(
