@@ -32,6 +32,7 @@ bench: install
 	$(PY) -m benchmarks.sensor $(SENSOR_BENCH_ARGS)
 	$(PY) -m benchmarks.memory $(MEMORY_BENCH_ARGS)
 	$(PY) -m benchmarks.scale $(SCALE_BENCH_ARGS)
+	$(PY) -m benchmarks.scale --users 4 --export-kb 204800 --imports-only $(SCALE_WORK_BENCH_ARGS)
 
 # Does the soulprint know the person? Planted-persona exports of 2,000 conversations each,
 # scored on both paths (offline model, model input); exits 1 under issue 11's targets.

@@ -7,7 +7,9 @@ cost broken down, and a soulprint backfill batched and unbatched.
 * **Imports**: ``--users`` generated exports of ``--export-kb`` KB in a fresh uploads folder;
   ``dagster-daemon`` on a fresh instance (the repository's ``dagster.yaml``: 4 runs at once,
   one per user) with the upload sensor every 5 s, the offline model and embedder; from the
-  first run's creation to the last run's end: imports per hour.
+  first run's creation to the last run's end: imports per hour. ``make bench`` runs it twice:
+  small exports (the fixed cost), then ``--users 4 --export-kb 204800 --imports-only`` (200 MB
+  exports: the work, parse, soulprint and memory).
 * **Fixed cost per user**, from the import runs' event logs, mean per run: run launch
   (``RUN_STARTING`` to ``RUN_START``: a process, the code loaded), step launch (each step's
   ``STEP_WORKER_STARTING`` to ``STEP_START``: none with the in-process executor), resource
