@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from soulprint_pipeline.errors import ConfigurationError
 from soulprint_pipeline.memory.process import arrow_without_pandas, tune_malloc
 from soulprint_pipeline.memory.store import (
     BUILD_KEY,
@@ -81,17 +82,22 @@ class LanceMemoryStore(MemoryStore):
                 read_consistency_interval=timedelta(0),
                 session=lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES),
             )
-            self._chunks = self._db.create_table(
-                TABLE, schema=self.schema.append(BUILD_KEY), exist_ok=True
-            )
+            try:  # opened first: creating over a table of another dimension fails unexplained
+                self._chunks = self._db.open_table(TABLE)
+            except ValueError:  # not there yet
+                self._chunks = self._db.create_table(
+                    TABLE, schema=self.schema.append(BUILD_KEY), exist_ok=True
+                )
             self._builds = self._db.create_table(BUILDS_TABLE, schema=BUILDS_SCHEMA, exist_ok=True)
         except Exception as error:
             raise MemoryStoreError(f"cannot open the memory store {url}: {error}") from error
         found = self._chunks.schema.field("embedding").type
         if found != self.schema.field("embedding").type:
-            raise MemoryStoreError(
-                f"{TABLE} in {url} holds embeddings of {found.list_size} values, not "
-                f"{dimension}: use another SOULPRINT_MEMORY_URL for another dimension"
+            # a setting to change, not an outage to retry (as the pgvector store says it)
+            raise ConfigurationError(
+                f"The memory table {TABLE} in {url} holds embeddings of {found.list_size} "
+                f"values, but this pipeline makes embeddings of {dimension}: set the embedder's "
+                "dimension to match, or use another SOULPRINT_MEMORY_URL for another dimension."
             )
 
     def live_build(self, user_id: str) -> str | None:

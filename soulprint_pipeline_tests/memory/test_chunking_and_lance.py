@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
+from soulprint_pipeline.errors import ConfigurationError, message_for_person
 from soulprint_pipeline.export.rows import SCHEMA
 from soulprint_pipeline.memory.build import MemorySettings, _record_batch, build_memory
 from soulprint_pipeline.memory.chunking import ChunkSettings, chunk_rows, plan
@@ -113,6 +115,15 @@ def test_lance_swaps_a_users_memory_only_when_the_build_is_published(tmp_path: P
     store.stage("ann", "k3", _batch("ann", ["f"]))
     assert store.discard_other_builds("ann", "k4") == 1  # k3's stale staging; k2 is live
     assert store.count("ann") == 3
+
+
+def test_a_lance_table_of_another_dimension_is_a_setting_to_change(tmp_path: Path) -> None:
+    """Not "our storage did not answer; we will retry": no retry would help."""
+    open_memory_store(str(tmp_path / "memory"), 8)
+    with pytest.raises(ConfigurationError, match="embeddings of 8 values.*of 16") as caught:
+        open_memory_store(str(tmp_path / "memory"), 16)
+    assert message_for_person(caught.value) == str(caught.value)
+    assert "did not answer" not in message_for_person(caught.value)
 
 
 def test_a_rebuild_of_the_live_build_embeds_nothing(tmp_path: Path) -> None:
