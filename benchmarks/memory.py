@@ -182,32 +182,14 @@ def _measure(args: list[str]) -> dict[str, Any]:
 
 def _serve_stub(args: list[str]) -> None:
     """``_serve_stub LATENCY``: the tests' Bedrock stub on loopback until stdin closes."""
-    from http.server import ThreadingHTTPServer
+    from soulprint_pipeline_tests.support.bedrock_stub import (
+        BedrockStub,
+        serve_until_stdin_closes,
+    )
 
-    from soulprint_pipeline_tests.support.bedrock_stub import BedrockStub, Recorded, _handler
-
-    class ForgetfulStub(BedrockStub):
-        """The stub without its record of requests: the bench makes tens of thousands."""
-
-        def _titan_enter(self, request: Recorded) -> Any:
-            answer = super()._titan_enter(request)
-            with self._lock:
-                self.requests.clear()
-            return answer
-
-    stub = ForgetfulStub()
+    stub = BedrockStub(remember_requests=False)  # the bench makes tens of thousands
     stub.script_titan(latency=float(args[0]))
-
-    class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
-        # keep-alive, as Bedrock's endpoint: else each call pays a new TCP connection
-        protocol_version = "HTTP/1.1"
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}"}), flush=True)
-    sys.stdin.read()  # until the driver closes it
-    server.shutdown()
+    serve_until_stdin_closes(stub)
     print(json.dumps({"max_in_flight": stub.titan_max_in_flight}), flush=True)
 
 

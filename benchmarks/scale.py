@@ -51,35 +51,16 @@ BIN = Path(sys.executable).parent
 def _serve_stub(latency: float) -> None:
     """The tests' Bedrock stub answering every soulprint call after ``latency`` s, on
     loopback until stdin closes; then prints the most calls it had in flight."""
-    from http.server import ThreadingHTTPServer
-
     from soulprint_pipeline_tests.support.bedrock_stub import (
         BedrockStub,
-        Recorded,
         Reply,
-        _handler,
+        serve_until_stdin_closes,
         soulprint_json,
     )
 
-    class ForgetfulStub(BedrockStub):
-        def _enter(self, request: Recorded) -> Any:
-            answer = super()._enter(request)
-            with self._lock:
-                self.requests.clear()
-            return answer
-
-    stub = ForgetfulStub()
+    stub = BedrockStub(remember_requests=False)  # a backfill makes thousands of calls
     stub.script(then=Reply(soulprint_json("Nova")), latency=latency)
-
-    class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
-        protocol_version = "HTTP/1.1"
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}"}), flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_until_stdin_closes(stub)
     print(json.dumps({"max_in_flight": stub.max_in_flight}), flush=True)
 
 

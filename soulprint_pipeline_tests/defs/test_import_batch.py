@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from soulprint_pipeline.defs.assets import ASSETS
 from soulprint_pipeline.defs.jobs import import_user
 from soulprint_pipeline.defs.partitions import (
     BATCH_TAG,
@@ -21,9 +20,9 @@ from soulprint_pipeline.defs.partitions import (
     users,
     users_of_run,
 )
-from soulprint_pipeline.defs.sensors import upload_sensor
 from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
+from soulprint_pipeline_tests.support.ticks import upload_tick
 
 OLD = time.time() - 3600
 HOSTILE = chatgpt_export_bytes(30).replace(b'"current_node"', b'"current_node" ]', 1)
@@ -42,20 +41,6 @@ def _put(env: Env, user_id: str, data: bytes, modified: float = OLD) -> None:
     os.utime(path, (modified, modified))
 
 
-def _tick(env: Env, cursor: str | None = None) -> dg.SensorResult:
-    """One tick; its new partitions added as the daemon adds them, before its runs."""
-    defs = dg.Definitions(
-        assets=ASSETS, jobs=[import_user], sensors=[upload_sensor], resources=env.resources
-    )
-    with dg.build_sensor_context(
-        instance=env.instance, cursor=cursor, definitions=defs, resources=env.resources
-    ) as context:
-        result = upload_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        env.instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    return result
-
-
 def _run(env: Env, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     """The request's run, as the daemon launches it (its tags, its partition or range)."""
     return env.defs.resolve_job_def(import_user.name).execute_in_process(
@@ -69,7 +54,7 @@ def _run(env: Env, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
 def test_a_wave_of_uploads_is_imported_in_batch_runs(env: Env) -> None:
     for i in range(5):
         _put(env, f"user-{i}", chatgpt_export_bytes(2), OLD + i)
-    result = _tick(env)
+    result = upload_tick(env)
     # 5 new users, 2 runs a tick, at most 3 users a run: 3 + 2, over contiguous ranges of the
     # partitions this tick adds
     assert result.dynamic_partitions_requests[0].partition_keys == [f"user-{i}" for i in range(5)]
@@ -80,12 +65,12 @@ def test_a_wave_of_uploads_is_imported_in_batch_runs(env: Env) -> None:
     assert list(uploads_of_run(first.tags)) == ["user-0", "user-1", "user-2"]
     assert users_of_run(env.instance, first.tags) == ["user-0", "user-1", "user-2"]
     # nothing left, nothing requested twice
-    assert _tick(env, result.cursor).run_requests == []
+    assert upload_tick(env, result.cursor).run_requests == []
 
 
 def test_a_lone_upload_gets_its_own_run_at_once(env: Env) -> None:
     _put(env, "user-a", chatgpt_export_bytes(2))
-    result = _tick(env)
+    result = upload_tick(env)
     assert [r.partition_key for r in result.run_requests] == ["user-a"]
     assert BATCH_TAG not in result.run_requests[0].tags
 
@@ -96,17 +81,17 @@ def test_a_new_upload_of_a_user_in_a_running_batch_waits_for_it(
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "1")  # the 3 users in one run
     for i in range(3):
         _put(env, f"user-{i}", chatgpt_export_bytes(2), OLD + i)
-    result = _tick(env)
+    result = upload_tick(env)
     (batch,) = result.run_requests
     run = env.instance.create_run_for_job(
         env.defs.resolve_job_def(import_user.name), tags=dict(batch.tags)
     )
     _put(env, "user-1", chatgpt_export_bytes(3), OLD + 100)  # replaced while queued
-    waiting = _tick(env, result.cursor)
+    waiting = upload_tick(env, result.cursor)
     assert waiting.run_requests == []
     assert "1 waiting for their user's batch run to end" in waiting.skip_reason.skip_message
     env.instance.report_run_canceled(run)  # the batch ended
-    after = _tick(env, waiting.cursor)
+    after = upload_tick(env, waiting.cursor)
     assert [r.partition_key for r in after.run_requests] == ["user-1"]
 
 
@@ -116,7 +101,7 @@ def test_a_hostile_export_fails_alone_and_the_others_in_its_batch_complete(
     monkeypatch.setenv("SOULPRINT_SENSOR_MAX_RUNS_PER_TICK", "1")  # the 3 users in one run
     for i, data in enumerate([chatgpt_export_bytes(3), HOSTILE, chatgpt_export_bytes(4)]):
         _put(env, f"user-{i}", data, OLD + i)
-    (batch,) = _tick(env).run_requests
+    (batch,) = upload_tick(env).run_requests
     result = _run(env, batch)
     assert not result.success  # the run says one of its users failed, naming them
     failures = [e for e in result.all_events if e.is_step_failure]
@@ -149,7 +134,7 @@ def test_the_users_partitions_are_the_batch_ranges(env: Env) -> None:
     """A batch run covers exactly its users in the partitions' order."""
     for i in range(4):
         _put(env, f"user-{i}", chatgpt_export_bytes(2), OLD + i)
-    result = _tick(env)
+    result = upload_tick(env)
     keys = list(env.instance.get_dynamic_partitions(users.name))
     covered = [users_of_run(env.instance, r.tags) for r in result.run_requests]
     assert [user for run in covered for user in run] == keys

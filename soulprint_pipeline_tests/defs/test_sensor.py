@@ -9,16 +9,16 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from soulprint_pipeline.defs.assets import ASSETS
 from soulprint_pipeline.defs.jobs import import_user
-from soulprint_pipeline.defs.partitions import PARTITION_TAG, UPLOAD_TAG, users
+from soulprint_pipeline.defs.partitions import UPLOAD_TAG, users
 from soulprint_pipeline.defs.resources import S3Settings, UploadsResource
-from soulprint_pipeline.defs.sensors import Cursor, upload_sensor
+from soulprint_pipeline.defs.sensors import Cursor
 from soulprint_pipeline_tests.support.env import Env
 from soulprint_pipeline_tests.support.exports import chatgpt_export_bytes
 from soulprint_pipeline_tests.support.s3 import S3_BUCKET
+from soulprint_pipeline_tests.support.ticks import upload_tick
 
 OLD = time.time() - 3600  # uploads finished an hour ago, long settled
 
@@ -38,42 +38,10 @@ def _put(env: Env, relative: str, data: bytes, modified: float = OLD) -> Path:
     return path
 
 
-def _tick(env: Env, cursor: str | None = None, submit: bool = False) -> dg.SensorResult:
-    """One tick of the sensor on ``env``'s instance; with ``submit``, its requests become
-    queued runs, as the daemon makes them (the run history the sensor reads back)."""
-    defs = dg.Definitions(
-        assets=ASSETS,
-        jobs=[import_user],
-        sensors=[upload_sensor],
-        resources=env.resources,
-    )
-    with dg.build_sensor_context(
-        instance=env.instance, cursor=cursor, definitions=defs, resources=env.resources
-    ) as context:
-        result = upload_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        env.instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    if submit:
-        for request in result.run_requests:
-            create_run_for_test(
-                env.instance,
-                job_name=import_user.name,
-                status=dg.DagsterRunStatus.NOT_STARTED,  # waiting, as a queued run
-                tags={
-                    **request.tags,
-                    # a batch run has the range tags of its users instead
-                    **({PARTITION_TAG: request.partition_key} if request.partition_key else {}),
-                    "dagster/run_key": request.run_key,
-                    "dagster/sensor_name": upload_sensor.name,
-                },
-            )
-    return result
-
-
 def test_new_uploads_start_one_run_each_and_the_cursor_remembers(env: Env) -> None:
     _put(env, "user-a/export.zip", b"zip", OLD)
     _put(env, "user-b/conversations.json", b"[]", OLD + 1)
-    result = _tick(env)
+    result = upload_tick(env)
     assert [r.partition_key for r in result.run_requests] == ["user-a", "user-b"]
     added = result.dynamic_partitions_requests[0]
     assert added.partitions_def_name == users.name and added.partition_keys == ["user-a", "user-b"]
@@ -81,15 +49,15 @@ def test_new_uploads_start_one_run_each_and_the_cursor_remembers(env: Env) -> No
     assert first.tags[UPLOAD_TAG] == str(env.uploads / "user-a" / "export.zip")
     assert first.run_key.startswith("user-a:")
     # the next tick sees nothing new
-    again = _tick(env, result.cursor)
+    again = upload_tick(env, result.cursor)
     assert again.run_requests == [] and again.cursor == result.cursor
 
 
 def test_a_replaced_upload_is_imported_again(env: Env) -> None:
     path = _put(env, "user-a/export.zip", b"first", OLD)
-    first = _tick(env)
+    first = upload_tick(env)
     _put(env, "user-a/export.zip", b"second version", OLD + 60)
-    second = _tick(env, first.cursor)
+    second = upload_tick(env, first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["user-a"]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
     assert path.read_bytes() == b"second version"
@@ -103,17 +71,17 @@ def test_files_that_are_not_exports_are_skipped_without_failing(env: Env) -> Non
     _put(env, "user-a/notes.txt", b"text")
     _put(env, "user-a/empty.json", b"")
     _put(env, "user-b/export.zip", b"zip")
-    result = _tick(env)
+    result = upload_tick(env)
     assert [r.partition_key for r in result.run_requests] == ["user-b"]
 
 
 def test_an_upload_still_being_written_waits_and_is_not_lost(env: Env) -> None:
     _put(env, "user-a/export.zip", b"done", OLD)
     growing = _put(env, "user-b/export.zip", b"partial", time.time())
-    first = _tick(env)
+    first = upload_tick(env)
     assert [r.partition_key for r in first.run_requests] == ["user-a"]
     os.utime(growing, (OLD + 5, OLD + 5))  # it settled
-    second = _tick(env, first.cursor)
+    second = upload_tick(env, first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["user-b"]
 
 
@@ -126,7 +94,7 @@ def test_uploads_over_the_per_tick_cap_are_taken_next_tick(
         _put(env, f"user-{i}/export.zip", b"zip", OLD + i)
     seen, cursor = [], None
     for _ in range(4):
-        result = _tick(env, cursor)
+        result = upload_tick(env, cursor)
         seen.append([r.partition_key for r in result.run_requests])
         cursor = result.cursor
     assert seen == [["user-0", "user-1"], ["user-2", "user-3"], ["user-4"], []]
@@ -141,7 +109,7 @@ def test_uploads_sharing_a_timestamp_are_all_taken(
         _put(env, f"{user}/export.zip", b"zip", OLD)
     seen, cursor = [], None
     for _ in range(4):
-        result = _tick(env, cursor)
+        result = upload_tick(env, cursor)
         seen += [r.partition_key for r in result.run_requests]
         cursor = result.cursor
     assert seen == ["user-a", "user-b", "user-c"]
@@ -152,18 +120,18 @@ def test_an_upload_already_imported_is_not_imported_again(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload = _put(env, "user-a/export.json", chatgpt_export_bytes(3))
-    tick = _tick(env)
+    tick = upload_tick(env)
     request = tick.run_requests[0]
     result = env.defs.resolve_job_def("import_user").execute_in_process(
         instance=env.instance, partition_key="user-a", tags=request.tags
     )
     assert result.success and env.row("user-a")["import_status"] == "complete"
     # a first start on a bucket that was imported before: no cursor, yet nothing to do
-    assert _tick(env).run_requests == []
+    assert upload_tick(env).run_requests == []
     # the same bytes uploaded again later under another name are a new object: imported
     monkeypatch.setenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "0")
     _put(env, "user-a/again.json", upload.read_bytes(), time.time())
-    assert [r.partition_key for r in _tick(env, tick.cursor).run_requests] == ["user-a"]
+    assert [r.partition_key for r in upload_tick(env, tick.cursor).run_requests] == ["user-a"]
 
 
 def test_s3_uploads_are_found_and_imported(
@@ -188,7 +156,7 @@ def test_s3_uploads_are_found_and_imported(
         )
         os.environ["SOULPRINT_SENSOR_SETTLE_SECONDS"] = "0"
         try:
-            result = _tick(env)
+            result = upload_tick(env)
         finally:
             del os.environ["SOULPRINT_SENSOR_SETTLE_SECONDS"]
         [request] = result.run_requests
@@ -211,15 +179,15 @@ def _keys(result: dg.SensorResult) -> list[str]:
 @pytest.mark.chaos
 def test_an_upload_moved_in_with_an_old_mtime_is_requested_next_tick(env: Env) -> None:
     _put(env, "user-a/export.zip", b"first", OLD + 100)
-    first = _tick(env, submit=True)
+    first = upload_tick(env, submit=True)
     assert [r.partition_key for r in first.run_requests] == ["user-a"]
     # `mv` keeps the file's mtime: both are older than the watermark the first tick set
     _put(env, "user-b/export.zip", b"moved in late", OLD)
     _put(env, "user-a/older-export.json", b"also late", OLD + 50)
-    second = _tick(env, first.cursor, submit=True)
+    second = upload_tick(env, first.cursor, submit=True)
     assert sorted(r.partition_key for r in second.run_requests) == ["user-a", "user-b"]
     assert Cursor.parse(second.cursor).watermark == Cursor.parse(first.cursor).watermark
-    third = _tick(env, second.cursor, submit=True)
+    third = upload_tick(env, second.cursor, submit=True)
     assert third.run_requests == [] and third.cursor == second.cursor
 
 
@@ -242,18 +210,18 @@ def test_fifteen_late_uploads_over_many_ticks_none_lost_none_duplicated(
             (env.uploads / "user-0" / "export.zip").unlink()  # the app cleans up
         if round_ == 7:
             _put(env, "user-1/export.zip", b"replaced", OLD + 2000)
-        result = _tick(env, cursor, submit=True)
+        result = upload_tick(env, cursor, submit=True)
         requested += _keys(result)
         cursor = result.cursor
     for _ in range(10):  # drain
-        result = _tick(env, cursor, submit=True)
+        result = upload_tick(env, cursor, submit=True)
         requested += _keys(result)
         cursor = result.cursor
     assert len(requested) == len(set(requested)), "a duplicate run request"
     users_requested = {key.split(":")[0] for key in requested}
     assert {f"late-{i}" for i in range(15)} <= users_requested  # 0 of 15 lost
     assert len(requested) == 15 + 10 + 1  # late ones, on-time ones, the replacement
-    assert _tick(env, cursor, submit=True).run_requests == []
+    assert upload_tick(env, cursor, submit=True).run_requests == []
 
 
 @pytest.mark.chaos
@@ -267,7 +235,7 @@ def test_the_cursor_stays_the_same_size_as_the_bucket_grows(
         for i in range(500):
             n = batch * 500 + i
             _put(env, f"user-{n % 10}/export-{n:04d}.json", b"[]", OLD + n)
-        result = _tick(env, cursor, submit=True)
+        result = upload_tick(env, cursor, submit=True)
         requested += len(result.run_requests)
         cursor = result.cursor
         sizes.append(len(cursor))
@@ -315,7 +283,7 @@ def test_s3_a_multipart_upload_finished_after_the_watermark_passed_its_start(
                 region=client_kwargs["region_name"],
             ),
         )
-        first = _tick(env, submit=True)
+        first = upload_tick(env, submit=True)
         assert [r.partition_key for r in first.run_requests] == ["user-fast"]
         # completed now, dated when it started (as S3 does; moto would date it now)
         monkeypatch.setattr(moto.s3.models, "utcnow", lambda: started)
@@ -329,9 +297,9 @@ def test_s3_a_multipart_upload_finished_after_the_watermark_passed_its_start(
         monkeypatch.setenv("SOULPRINT_SENSOR_SETTLE_SECONDS", "0")
         modified = client.head_object(Bucket=S3_BUCKET, Key="user-slow/export.json")
         assert modified["LastModified"].timestamp() < Cursor.parse(first.cursor).watermark
-        second = _tick(env, first.cursor, submit=True)
+        second = upload_tick(env, first.cursor, submit=True)
         assert [r.partition_key for r in second.run_requests] == ["user-slow"]
-        assert _tick(env, second.cursor, submit=True).run_requests == []
+        assert upload_tick(env, second.cursor, submit=True).run_requests == []
 
 
 def _link(env: Env, relative: str, target: Path) -> Path:
@@ -353,16 +321,16 @@ def test_a_link_out_of_the_uploads_folder_is_skipped_and_one_inside_is_taken(
     _link(env, "user-out/export.json", elsewhere)
     inside = _put(env, "user-in/.staging/real.json", chatgpt_export_bytes(2))
     _link(env, "user-in/export.json", inside)
-    result = _tick(env)
+    result = upload_tick(env)
     assert [r.partition_key for r in result.run_requests] == ["user-in"]
     logged = "a link to a file outside the uploads folder"
-    assert _tick(env, result.cursor).run_requests == []
+    assert upload_tick(env, result.cursor).run_requests == []
     # the latest upload of a re-run from the UI never picks the link out either
     uploads = env.resources["uploads"]
     assert uploads.uploads_of("user-out") == []
     assert [u.name for u in uploads.uploads_of("user-in")] == ["export.json"]
     only_out = _link(env, "user-other/export.json", elsewhere)
-    skipped = _tick(env, result.cursor)
+    skipped = upload_tick(env, result.cursor)
     assert skipped.run_requests == []
     assert logged in skipped.skip_reason.skip_message
     assert only_out.exists()
@@ -393,13 +361,13 @@ def test_a_tick_that_requests_nothing_says_why_in_counts(env: Env) -> None:
     _put(env, "user-a/notes.txt", b"text")
     _put(env, "bad.user/export.zip", b"zip")
     _put(env, "user-b/export.zip", b"partial", time.time())
-    result = _tick(env)
+    result = upload_tick(env)
     assert result.run_requests == []
     message = result.skip_reason.skip_message
     assert "2 not an export file name" in message
     assert "1 invalid user id" in message and "1 still being written" in message
     assert "user-a" not in message and "notes" not in message and "bad.user" not in message
-    quiet = _tick(env, result.cursor)
+    quiet = upload_tick(env, result.cursor)
     assert "No new upload" in quiet.skip_reason.skip_message or "still being written" in (
         quiet.skip_reason.skip_message
     )
@@ -415,15 +383,15 @@ def test_without_a_set_cap_the_run_queue_sizes_the_drain(
         env = Env(tmp_path, f"sqlite:///{tmp_path / 'profiles.sqlite3'}", instance)
         for i in range(5):
             _put(env, f"user-{i}/export.zip", b"zip", OLD + i)
-        first = _tick(env, submit=True)
+        first = upload_tick(env, submit=True)
         assert len(first.run_requests) == 3  # the queue's max_concurrent_runs
-        full = _tick(env, first.cursor, submit=True)
+        full = upload_tick(env, first.cursor, submit=True)
         assert full.run_requests == []
         assert "2 waiting for the next tick" in full.skip_reason.skip_message
         assert "max_concurrent_runs=3, 3 waiting" in full.skip_reason.skip_message
         for record in instance.get_run_records():
             instance.report_run_canceled(record.dagster_run)  # the queue moved on
-        rest = _tick(env, full.cursor, submit=True)
+        rest = upload_tick(env, full.cursor, submit=True)
         assert [r.partition_key for r in rest.run_requests] == ["user-3", "user-4"]
 
 

@@ -95,7 +95,9 @@ def titan_vector(text: str, dimension: int) -> list[float]:
 class BedrockStub:
     """The server's state: the replies still to give and the requests received."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember_requests: bool = True) -> None:
+        #: False for a benchmark's stub, which answers tens of thousands of calls
+        self.remember_requests = remember_requests
         self.replies: list[Reply] = []
         self.then: Reply | None = None
         self.latency = 0.0
@@ -146,7 +148,8 @@ class BedrockStub:
     def _enter(self, request: Recorded) -> tuple[Reply, float]:
         """Records an Anthropic call and picks its reply (calls may arrive in parallel)."""
         with self._lock:
-            self.requests.append(request)
+            if self.remember_requests:
+                self.requests.append(request)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self.replies:
@@ -159,7 +162,8 @@ class BedrockStub:
 
     def _titan_enter(self, request: Recorded) -> tuple[Reply | None, float]:
         with self._lock:
-            self.requests.append(request)
+            if self.remember_requests:
+                self.requests.append(request)
             self.titan_in_flight += 1
             self.titan_max_in_flight = max(self.titan_max_in_flight, self.titan_in_flight)
             reply = self.titan_replies.pop(0) if self.titan_replies else self.titan_then
@@ -249,6 +253,23 @@ def _handler(stub: BedrockStub) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def serve_until_stdin_closes(stub: BedrockStub) -> None:
+    """A benchmark's stub in a process of its own: serves on a loopback port (keep-alive, as
+    Bedrock's endpoint, else each call pays a new TCP connection), prints ``{"url": ...}`` and
+    returns when the driver closes this process's stdin."""
+    import sys
+
+    class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
+        protocol_version = "HTTP/1.1"
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}"}), flush=True)
+    sys.stdin.read()
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")
