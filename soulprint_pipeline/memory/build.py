@@ -17,6 +17,7 @@ embedded once.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 from collections.abc import Callable
@@ -156,6 +157,8 @@ def _build(
     sized = plan(parts.batches(_PLAN_COLUMNS), settings.chunking)
     built.conversations_total, built.text_tokens = sized.conversations, sized.tokens
     built.capped = sized.capped
+    gc.collect()  # the plan pass's garbage, and the pages glibc kept for it
+    release_freed_memory()
 
     schema = chunk_schema(embedder.dimension)
     # the content hashes as ints (128 bits each): 48 bytes a chunk, not a str's 88
