@@ -4,6 +4,7 @@ leaves no run "in progress" forever: the next import fails it and imports the us
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from soulprint_pipeline.defs.partitions import BATCH_TAG, IMPORT_BATCH_VALUE, UPLOADS_TAG
 from soulprint_pipeline.testing.synthetic import write_export
 from soulprint_pipeline_tests.support.cli import (
     CONSOLE_SCRIPT,
@@ -62,6 +64,20 @@ def _row(tmp_path: Path) -> tuple[str, str]:
         ).fetchone()
 
 
+def _import_of_u1_refused(
+    tmp_path: Path, export: Path, why: str
+) -> subprocess.CompletedProcess[str]:
+    """An import of u1 on ``export``, refused with one line: already running, ``why``."""
+    refused = run_cli(
+        "import", str(export), "--user", "u1", cwd=tmp_path, env=defaults_under(tmp_path)
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"soulprint-pipeline: An import of u1 is already running {why}; wait for it."
+    )
+    return refused
+
+
 def test_a_second_import_of_the_same_user_is_refused_while_the_first_runs(
     tmp_path: Path,
 ) -> None:
@@ -69,13 +85,7 @@ def test_a_second_import_of_the_same_user_is_refused_while_the_first_runs(
     write_export(str(export), fmt="json", target_bytes=20 * 1024 * 1024, seed=5)
     first = _start_import(tmp_path, export)
     _wait_until_running(tmp_path, first)
-    settings = defaults_under(tmp_path)
-    second = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
-    assert second.returncode == 2
-    assert second.stderr.strip() == (
-        "soulprint-pipeline: An import of u1 is already running (another import command); "
-        "wait for it."
-    )
+    _import_of_u1_refused(tmp_path, export, "(another import command)")
     assert first.wait(timeout=300) == 0
     assert _row(tmp_path)[0] == "complete"
 
@@ -84,10 +94,6 @@ def test_an_import_is_refused_while_a_batch_run_of_new_users_holds_the_user(
     tmp_path: Path,
 ) -> None:
     """A batch run carries no partition tag; the user is found in its uploads, and left to it."""
-    import json
-
-    from soulprint_pipeline.defs.partitions import BATCH_TAG, IMPORT_BATCH_VALUE, UPLOADS_TAG
-
     export = tmp_path / "export.json"
     write_export(str(export), fmt="json", target_bytes=64 * 1024, seed=9)
     home = tmp_path / "home"
@@ -103,17 +109,15 @@ def test_an_import_is_refused_while_a_batch_run_of_new_users_holds_the_user(
                 tags={BATCH_TAG: IMPORT_BATCH_VALUE, UPLOADS_TAG: json.dumps(uploads)},
             )
         )
-    settings = defaults_under(tmp_path)
-    refused = run_cli("import", str(export), "--user", "u1", cwd=tmp_path, env=settings)
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == (
-        "soulprint-pipeline: An import of u1 is already running in Dagster (a batch run of new "
-        "users' imports); wait for it."
+    refused = _import_of_u1_refused(
+        tmp_path, export, "in Dagster (a batch run of new users' imports)"
     )
     assert "Traceback" not in refused.stdout + refused.stderr
     assert _runs(tmp_path, dg.DagsterRunStatus.NOT_STARTED) == [batch]  # left to the daemon
 
-    other = run_cli("import", str(export), "--user", "u9", cwd=tmp_path, env=settings)
+    other = run_cli(
+        "import", str(export), "--user", "u9", cwd=tmp_path, env=defaults_under(tmp_path)
+    )
     assert other.returncode == 0, other.stderr[-2000:]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -259,7 +260,6 @@ def serve_until_stdin_closes(stub: BedrockStub) -> None:
     """A benchmark's stub in a process of its own: serves on a loopback port (keep-alive, as
     Bedrock's endpoint, else each call pays a new TCP connection), prints ``{"url": ...}`` and
     returns when the driver closes this process's stdin."""
-    import sys
 
     class Handler(_handler(stub)):  # type: ignore[misc, valid-type]
         protocol_version = "HTTP/1.1"
