@@ -168,13 +168,15 @@ class LanceMemoryStore(MemoryStore):
         vectors in memory, about 0.5 GB for 70,000 of 1024 values), fold new rows into the
         indexes, compact small fragments and drop versions older than an hour (readers still
         on them finish first)."""
+        from lancedb.index import BTree, IvfHnswSq  # imported with lancedb, in __init__
+
         indexed = {index.name for index in self._chunks.list_indices()}
         if "embedding_idx" not in indexed and self._chunks.count_rows() >= INDEX_MIN_ROWS:
             log.info("building the vector index of %s", TABLE)
             self._chunks.create_index(
-                metric="cosine", vector_column_name="embedding", index_type="IVF_HNSW_SQ"
+                "embedding", config=IvfHnswSq(distance_type="cosine"), name="embedding_idx"
             )
-            self._chunks.create_scalar_index("user_id", replace=True)
+            self._chunks.create_index("user_id", config=BTree(), name="user_id_idx")
         self._chunks.optimize(cleanup_older_than=timedelta(hours=1))
         self._builds.optimize(cleanup_older_than=timedelta(hours=1))
 

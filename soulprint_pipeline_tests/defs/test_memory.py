@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -203,7 +204,8 @@ def test_the_nightly_maintenance_indexes_the_store_and_recall_still_finds(
         "embedder": EmbedderResource(dimension=dimension),
         "memory": MemoryResource(url=url),
     }
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test() as instance, warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # lancedb's legacy index API
         result = memory_maintenance.execute_in_process(instance=instance, resources=resources)
     assert result.success
     with open_memory_store(url, dimension) as store:
