@@ -1,5 +1,6 @@
 /* The reader's hot loops in C: the structure guard (1), the common cases of classifying a
- * ChatGPT message (2) and the walk of a plain conversation tree (3). The last two are
+ * ChatGPT message (2), the walk of a plain conversation tree (3), and a batch's texts encoded
+ * to UTF-8 off the parser's thread (4). The last two are
  * shortcuts of chatgpt.py's rules that answer None for anything not plain.
  *
  * 1. StructureGuard, over a JSON byte stream, run before ijson sees the bytes.
@@ -15,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -719,6 +721,145 @@ error:
     return NULL;
 }
 
+/* 4. utf8_texts(texts): a batch's texts as one UTF-8 buffer and its offsets, encoded without
+ * the GIL, so a thread can encode one batch while the parser fills the next (rows.RowBatcher).
+ * str.encode would do the same under the GIL; ijson's strs hold no surrogates (yajl writes '?'
+ * for a lone one), but one here is written as U+FFFD, so the column is always valid UTF-8. */
+
+typedef struct {
+    int kind; /* 0 for UTF-8 already (bytes, or an ASCII str), else PyUnicode's kind */
+    const void *data;
+    Py_ssize_t length; /* bytes for kind 0, else characters */
+} Text;
+
+static inline unsigned char *
+put_code_point(unsigned char *out, Py_UCS4 c)
+{
+    if (c < 0x80) {
+        *out++ = (unsigned char)c;
+    } else if (c < 0x800) {
+        *out++ = (unsigned char)(0xC0 | (c >> 6));
+        *out++ = (unsigned char)(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+        if (c >= 0xD800 && c <= 0xDFFF) {
+            c = 0xFFFD;
+        }
+        *out++ = (unsigned char)(0xE0 | (c >> 12));
+        *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (c & 0x3F));
+    } else {
+        *out++ = (unsigned char)(0xF0 | (c >> 18));
+        *out++ = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+        *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (c & 0x3F));
+    }
+    return out;
+}
+
+static unsigned char *
+put_text(unsigned char *out, const Text *text)
+{
+    Py_ssize_t n = text->length;
+    switch (text->kind) {
+    case 0:
+        memcpy(out, text->data, (size_t)n);
+        return out + n;
+    case PyUnicode_1BYTE_KIND: {
+        const Py_UCS1 *chars = text->data;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            out = put_code_point(out, chars[k]);
+        }
+        return out;
+    }
+    case PyUnicode_2BYTE_KIND: {
+        const Py_UCS2 *chars = text->data;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            out = put_code_point(out, chars[k]);
+        }
+        return out;
+    }
+    default: {
+        const Py_UCS4 *chars = text->data;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            out = put_code_point(out, chars[k]);
+        }
+        return out;
+    }
+    }
+}
+
+static PyObject *
+utf8_texts(PyObject *module, PyObject *arg)
+{
+    if (!PyList_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "utf8_texts takes a list of str and bytes");
+        return NULL;
+    }
+    /* a copy of the list holds every text while the GIL is released */
+    PyObject *texts = PyList_GetSlice(arg, 0, PyList_GET_SIZE(arg));
+    if (texts == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(texts);
+    Text *items = PyMem_RawMalloc(sizeof(Text) * (size_t)(count ? count : 1));
+    PyObject *data = NULL, *offsets = NULL, *result = NULL;
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t bound = 0; /* at most 4 bytes a character of a wide str */
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *item = PyList_GET_ITEM(texts, k);
+        Text *text = &items[k];
+        if (PyUnicode_Check(item)) {
+            text->length = PyUnicode_GET_LENGTH(item);
+            text->data = PyUnicode_DATA(item);
+            text->kind = PyUnicode_IS_ASCII(item) ? 0 : PyUnicode_KIND(item);
+        } else if (PyBytes_Check(item)) {
+            text->length = PyBytes_GET_SIZE(item);
+            text->data = PyBytes_AS_STRING(item);
+            text->kind = 0;
+        } else {
+            PyErr_Format(PyExc_TypeError, "utf8_texts: item %zd is %.80s, not str or bytes", k,
+                         Py_TYPE(item)->tp_name);
+            goto done;
+        }
+        Py_ssize_t most = text->kind == 0 ? text->length
+                        : text->kind == PyUnicode_1BYTE_KIND ? 2 * text->length
+                        : text->kind == PyUnicode_2BYTE_KIND ? 3 * text->length
+                        : 4 * text->length;
+        if (most > INT32_MAX - bound) {
+            PyErr_SetString(PyExc_OverflowError, "utf8_texts: the texts pass 2 GiB of UTF-8");
+            goto done;
+        }
+        bound += most;
+    }
+    data = PyBytes_FromStringAndSize(NULL, bound);
+    offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int32_t));
+    if (data == NULL || offsets == NULL) {
+        goto done;
+    }
+    unsigned char *start = (unsigned char *)PyBytes_AS_STRING(data), *out = start;
+    int32_t *ends = (int32_t *)PyBytes_AS_STRING(offsets);
+    Py_BEGIN_ALLOW_THREADS
+    ends[0] = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        out = put_text(out, &items[k]);
+        ends[k + 1] = (int32_t)(out - start);
+    }
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&data, out - start) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(2, data, offsets);
+done:
+    PyMem_RawFree(items);
+    Py_XDECREF(data);
+    Py_XDECREF(offsets);
+    Py_DECREF(texts);
+    return result;
+}
+
 static PyObject *
 register_types(PyObject *module, PyObject *args)
 {
@@ -747,6 +888,9 @@ static PyMethodDef module_methods[] = {
     {"register_types", (PyCFunction)register_types, METH_VARARGS,
      PyDoc_STR("register_types(Message, {content type: skip reason}, hidden reason, "
                "not-for-the-person reason): what common_case returns.")},
+    {"utf8_texts", (PyCFunction)utf8_texts, METH_O,
+     PyDoc_STR("utf8_texts(texts: list[str | bytes]) -> (data, offsets): the texts as one UTF-8 "
+               "buffer and their int32 offsets, encoded without the GIL.")},
     {NULL, NULL, 0, NULL},
 };
 

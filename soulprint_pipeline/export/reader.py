@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -266,12 +267,16 @@ class ExportReader:
                 self._require_conversations()
                 return
         settings = self.settings
-        batcher = RowBatcher(settings.batch_rows, settings.batch_text_chars, self._spill.utf8)
-        for conversation in self._conversations():
-            for batch in batcher.add(conversation):
+        # a thread of its own encodes each batch's texts while the parser fills the next one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-texts") as encoder:
+            batcher = RowBatcher(
+                settings.batch_rows, settings.batch_text_chars, self._spill.utf8, encoder
+            )
+            for conversation in self._conversations():
+                for batch in batcher.add(conversation):
+                    yield self._counted(batch)
+            for batch in batcher.finish():
                 yield self._counted(batch)
-        if len(batcher):
-            yield self._counted(batcher.flush())
 
     def _documents_to_share(self) -> list[str]:
         """The export's documents, if other processes can open it too (not ``memory://``)."""

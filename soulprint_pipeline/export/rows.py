@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from soulprint_pipeline.export._native import utf8_texts
 
 #: Roles of visible messages. Profile signals keep the role of whoever wrote them.
 ROLES = ("user", "assistant", "tool")
@@ -117,6 +120,25 @@ def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
         return pa.array([id_text(v) for v in values], type=type_)
 
 
+class _CutBatch(NamedTuple):
+    """A batch cut from the batcher, its texts possibly still being encoded."""
+
+    arrays: list[pa.Array | None]  # every column; the texts' is None until they are encoded
+    rows: int
+    texts: Future[tuple[bytes, bytes]]  # their UTF-8 buffer and int32 offsets
+
+    def result(self) -> pa.RecordBatch:
+        data, offsets = self.texts.result()
+        texts = pa.Array.from_buffers(
+            pa.string(), self.rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        arrays = [texts if array is None else array for array in self.arrays]
+        return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+_PLAIN_TEXTS = frozenset({str, bytes})  # what utf8_texts takes
+
+
 class RowBatcher:
     """Collects conversations as columns and cuts Arrow record batches of bounded size.
 
@@ -124,9 +146,13 @@ class RowBatcher:
     whichever comes first, so a batch never grows with the export (a single conversation
     larger than the bound is split across batches).
 
-    Texts are encoded into one UTF-8 buffer as they arrive, and that buffer becomes the batch's
-    text column without another copy; conversation-level fields are kept once per
-    conversation and repeated per row only in Arrow.
+    Conversation-level fields are kept once per conversation and repeated per row only in
+    Arrow. Texts are kept as they arrive and encoded into the batch's one UTF-8 buffer, in C
+    without the GIL (``_native.utf8_texts``): with an ``encoder`` (a one-thread executor) that
+    runs on another core while the parser fills the next batch, so each batch is given out
+    when the next one is cut, or by :meth:`finish`. That takes ``str.encode``, the reader's
+    largest cost after ijson's (most of a real export's texts hold an emoji or a curly quote,
+    which makes the whole str wide), off the parser's thread.
     """
 
     def __init__(
@@ -134,10 +160,13 @@ class RowBatcher:
         max_rows: int = 50_000,
         max_text_chars: int = 2 * 1024 * 1024,
         text_of: Callable[[Any], str | bytes] | None = None,
+        encoder: Executor | None = None,
     ) -> None:
         self.max_rows = max_rows
         self.max_text_chars = max_text_chars
         self._text_of = text_of  # resolves texts held as UTF-8 or waiting in a spill file
+        self._encoder = encoder
+        self._cut: _CutBatch | None = None  # cut, not given out yet
         self._reset()
 
     def _reset(self) -> None:
@@ -151,15 +180,12 @@ class RowBatcher:
         self._content_types: list[str] = []
         self._times: list[float | None] = []
         self._slugs: list[str | None] = []
-        self._texts: list[bytes] = []  # UTF-8
+        self._texts: list[str | bytes] = []  # bytes: UTF-8
         self._rows = 0
         self._text_chars = 0
 
-    def __len__(self) -> int:
-        return self._rows
-
     def add(self, conversation: Conversation) -> Iterator[pa.RecordBatch]:
-        """Add one conversation's rows, yielding each batch as it fills (often none).
+        """Add one conversation's rows, yielding each batch given out meanwhile (often none).
 
         A generator, so a huge conversation never has all its batches alive at once: iterate
         it to the end.
@@ -186,8 +212,16 @@ class RowBatcher:
                 end += 1
             self._extend(conversation, start, end)
             if self._rows >= self.max_rows or self._text_chars >= self.max_text_chars:
-                yield self.flush()
+                yield from self._cut_batch()
             start = end
+
+    def finish(self) -> Iterator[pa.RecordBatch]:
+        """The batches not given out yet: the last one cut and the rows collected since."""
+        if self._rows:
+            yield from self._cut_batch()
+        if self._cut is not None:
+            cut, self._cut = self._cut, None
+            yield cut.result()
 
     def _extend(self, conversation: Conversation, start: int, end: int) -> None:
         messages = conversation.messages
@@ -205,18 +239,17 @@ class RowBatcher:
         self._content_types.extend(content_types)
         self._times.extend(times)
         self._slugs.extend(slugs)
-        # Encoding ourselves is about twice as fast as pa.array(str), which also caches a UTF-8
-        # copy inside every non-ASCII str; and the str can die with its conversation.
-        try:
-            encoded = list(map(str.encode, texts))
-        except TypeError:  # a huge conversation's texts: UTF-8 already, or in the spill file
+        if not _PLAIN_TEXTS.issuperset(map(type, texts)):
+            # a huge conversation's texts may wait in the spill file: read them back now, while
+            # the spill still holds them
             text_of = self._text_of or (lambda text: text)
-            encoded = [text.encode() if type(text) is str else text for text in map(text_of, texts)]
-        self._texts.extend(encoded)
+            texts = tuple(map(text_of, texts))
+        self._texts.extend(texts)
         self._rows += len(messages)
 
-    def flush(self) -> pa.RecordBatch:
-        """The rows collected so far as one record batch; the batcher starts empty again."""
+    def _cut_batch(self) -> Iterator[pa.RecordBatch]:
+        """Cut the rows collected so far as a batch (the batcher starts empty again), and give
+        out the one cut before it."""
         rows = self._rows
         counts = np.array(self._row_counts, dtype=np.int64)
         # each row's conversation, and its position: its index in the batch, less the index
@@ -226,14 +259,7 @@ class RowBatcher:
         positions = np.arange(rows, dtype=np.int64) - offsets[owner]
         ids, titles, created = zip(*self._conversations, strict=True) if rows else ((), (), ())
         take = pa.array(owner)
-        text_ends = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, self._texts), dtype=np.int64, count=rows), out=text_ends[1:])
-        texts = pa.Array.from_buffers(  # one copy of the texts, straight into the column
-            pa.large_string(),
-            rows,
-            [None, pa.py_buffer(text_ends), pa.py_buffer(b"".join(self._texts))],
-        ).cast(pa.string())
-        arrays = [
+        arrays: list[pa.Array | None] = [
             _array(list(ids), pa.string()).take(take),
             _array(list(titles), pa.string()).take(take),
             _timestamps(created).take(take),
@@ -241,10 +267,19 @@ class RowBatcher:
             pa.array(positions.astype(np.int32)),
             pa.array(self._roles, type=pa.string()),
             pa.array(self._content_types, type=pa.string()),
-            texts,
+            None,  # the texts, encoded by _encode_texts
             _timestamps(self._times),
             _array(self._slugs, pa.string()),
         ]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+        cut = _CutBatch(arrays, rows, self._encode_texts(self._texts))
         self._reset()
-        return batch
+        if self._cut is not None:
+            yield self._cut.result()
+        self._cut = cut
+
+    def _encode_texts(self, texts: list[str | bytes]) -> Future[tuple[bytes, bytes]]:
+        if self._encoder is not None:
+            return self._encoder.submit(utf8_texts, texts)
+        encoded: Future[tuple[bytes, bytes]] = Future()
+        encoded.set_result(utf8_texts(texts))
+        return encoded
