@@ -1,7 +1,7 @@
 /* The reader's hot loops in C: the structure guard (1), the common cases of classifying a
  * ChatGPT message (2), the walk of a plain conversation tree (3), and a batch's texts encoded
- * to UTF-8 off the parser's thread (4). The last two are
- * shortcuts of chatgpt.py's rules that answer None for anything not plain.
+ * to UTF-8 off the parser's thread (4). The second and third are shortcuts of chatgpt.py's
+ * rules that answer None for anything not plain.
  *
  * 1. StructureGuard, over a JSON byte stream, run before ijson sees the bytes.
  *

@@ -271,11 +271,10 @@ class RowBatcher:
             _timestamps(self._times),
             _array(self._slugs, pa.string()),
         ]
-        cut = _CutBatch(arrays, rows, self._encode_texts(self._texts))
+        previous, self._cut = self._cut, _CutBatch(arrays, rows, self._encode_texts(self._texts))
         self._reset()
-        if self._cut is not None:
-            yield self._cut.result()
-        self._cut = cut
+        if previous is not None:
+            yield previous.result()
 
     def _encode_texts(self, texts: list[str | bytes]) -> Future[tuple[bytes, bytes]]:
         if self._encoder is not None:
