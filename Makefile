@@ -31,6 +31,7 @@ bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.sensor $(SENSOR_BENCH_ARGS)
 	$(PY) -m benchmarks.memory $(MEMORY_BENCH_ARGS)
+	$(PY) -m benchmarks.container $(CONTAINER_BENCH_ARGS)
 	$(PY) -m benchmarks.scale $(SCALE_BENCH_ARGS)
 	$(PY) -m benchmarks.scale --users 4 --export-kb 204800 --imports-only $(SCALE_WORK_BENCH_ARGS)
 

@@ -20,8 +20,9 @@ peak RSS (``VmHWM``) is its own, on the parts read as the asset reads them (``St
   materialized once on a Dagster instance of its own, then ``memory_chunks`` alone in a fresh
   process, as a deployment's step process runs it. Its figure is the peak of the whole process
   tree (the step and whatever it starts: Dagster's compute-log capture, any helper), sampled
-  every 10 ms, as a container's limit counts it; the anonymous share and the PSS are printed
-  beside it, since a tree's RSS also counts shared libraries' pages mapped from disk.
+  every 10 ms: the stricter figure, since it counts a shared library's pages once a process and
+  reclaimable code as resident; the anonymous share and the PSS are printed beside it, and
+  ``benchmarks/container.py`` runs the same step under a container's memory limit.
 
 No AWS: the measurements get fake credentials, ``AWS_REGION=us-east-1``, the stub's endpoint
 and AWS config files that do not exist. Cost is Titan V2's price (``TITAN_USD_PER_MILLION_
@@ -300,7 +301,7 @@ def _kb(path: str, field: str) -> int:
 
 def run_tree_sampled(*args: str, env: dict[str, str]) -> dict[str, Any]:
     """:func:`run_helper`, with the peak memory of its whole process tree (the helper and every
-    process it starts, as a container's limit counts them), sampled every 10 ms: the sum of
+    process it starts), sampled every 10 ms: the sum of
     their RSS, of their anonymous RSS, and of their PSS (shared pages split between the
     processes mapping them; sampled every 10th time, as it costs more to read)."""
     command = [sys.executable, "-m", "benchmarks.memory", *args]
