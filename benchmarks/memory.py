@@ -577,7 +577,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['imported_rss_mb']:.0f} MB once the code location is imported; the "
                 f"tree's anonymous RSS {row['tree_peak_anon_mb']:.0f} MB, PSS "
                 f"{row['tree_peak_pss_mb']:.0f} MB; {row['tree_processes']} processes at most: "
-                f"{'; '.join(row['tree_commands'])})"
+                f"{'; '.join(row['tree_commands'])}). A summed RSS counts shared pages once a "
+                "process; whether the step fits a container of the budget is "
+                "benchmarks.container's measurement"
             )
         elif row["step"] != "chunk only":
             verdict = "under" if row["peak_rss_mb"] <= RSS_BUDGET_MB else "OVER"
