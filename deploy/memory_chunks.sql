@@ -7,7 +7,7 @@
 -- role may, so run this first where it may not.
 --
 -- The embedding dimension is 1024 (Amazon Titan Text Embeddings V2's default). For another
--- one (Titan also makes 256 and 512), replace each `vector(1024)` below before the first run;
+-- one (Titan also makes 256 and 512), replace `vector(1024)` below before the first run;
 -- the pipeline refuses a table whose dimension is not the embedder's. Changing it later means
 -- dropping both tables (the memory is rebuilt from the conversations on the next import).
 
@@ -38,19 +38,9 @@ CREATE INDEX IF NOT EXISTS memory_chunks_embedding_idx
     ON public.memory_chunks USING hnsw (embedding vector_cosine_ops);
 
 -- A build's rows before it publishes them. No vector index: nothing searches here.
+-- The same columns as memory_chunks (LIKE copies them, their types and NOT NULLs, not the key).
 CREATE TABLE IF NOT EXISTS public.memory_chunks_staging (
-    user_id text NOT NULL,
-    chunk_id text NOT NULL,
-    conversation_id text,
-    conversation_title text,
-    conversation_created_at timestamp with time zone,
-    first_message_at timestamp with time zone,
-    last_message_at timestamp with time zone,
-    chunk_index integer NOT NULL,
-    text text NOT NULL,
-    tokens integer NOT NULL,
-    content_hash text NOT NULL,
-    embedding vector(1024) NOT NULL,
+    LIKE public.memory_chunks,
     build_key text NOT NULL
 );
 

@@ -353,16 +353,20 @@ def test_an_unreachable_server_is_a_memory_store_error_without_the_password() ->
 
 
 def sql_table_columns(table: str) -> list[tuple[str, str]]:
-    """(name, definition) of each column of ``table`` in the CREATE TABLE of the migration."""
+    """(name, definition) of each column of ``table`` in the CREATE TABLE of the migration,
+    with a ``LIKE public.other`` read as the other table's columns."""
     text = DEPLOY_SQL.read_text()
     body = re.search(rf"CREATE TABLE IF NOT EXISTS public\.{table} \((.*?)\n\);", text, re.DOTALL)
     assert body, f"no CREATE TABLE for {table} in {DEPLOY_SQL.name}"
-    lines = [line.strip().rstrip(",") for line in body.group(1).strip().splitlines()]
-    return [
-        (line.split(" ", 1)[0], line.split(" ", 1)[1])
-        for line in lines
-        if not line.startswith("PRIMARY KEY")
-    ]
+    columns: list[tuple[str, str]] = []
+    for line in body.group(1).strip().splitlines():
+        line = line.strip().rstrip(",")
+        if line.startswith("LIKE public."):
+            columns += sql_table_columns(line.removeprefix("LIKE public."))
+        elif not line.startswith("PRIMARY KEY"):
+            name, definition = line.split(" ", 1)
+            columns.append((name, definition))
+    return columns
 
 
 def test_the_migration_declares_the_columns_of_the_chunk_schema() -> None:
