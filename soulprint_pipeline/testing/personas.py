@@ -385,18 +385,13 @@ class _PersonaConversation(_Conversation):
     def custom_instructions(self, parent: str) -> str:
         about, respond = self.gen.instructions_now()
         self.gen.written.add((about, respond))
-        content = {
-            "content_type": "user_editable_context",
-            "user_profile": _PROFILE_WRAPPER.format(about),
-            "user_instructions": _RESPOND_WRAPPER.format(respond),
-        }
-        metadata = {
-            "is_visually_hidden_from_conversation": True,
-            "user_context_message_data": {"about_user_message": about, "about_model_message": ""},
-            "is_user_system_message": True,
-        }
-        message = self.message("user", content, metadata, t=None, weight=1.0)
-        return self.add(parent, message, text_chars=900).id
+        return self.instructions_node(
+            parent,
+            _PROFILE_WRAPPER.format(about),
+            _RESPOND_WRAPPER.format(respond),
+            about_user=about,
+            text_chars=900,
+        )
 
     def model_context(self, parent: str) -> str:
         memories = self.gen.memories_now()
@@ -404,22 +399,9 @@ class _PersonaConversation(_Conversation):
         if not memories:
             return parent
         day = dt.datetime.fromtimestamp(self.started, dt.UTC).date().isoformat()
-        content = {
-            "content_type": "model_editable_context",
-            "model_set_context": "\n".join(
-                f"{i}. [{day}]. {memory}" for i, memory in enumerate(memories, 1)
-            ),
-            "repository": None,
-            "repo_summary": None,
-            "structured_context": None,
-        }
-        message = self.message(
-            "assistant",
-            content,
-            {"is_visually_hidden_from_conversation": True},
-            t=self.tick(0.1, 0.5),
+        return self.context_node(
+            parent, [f"{i}. [{day}]. {memory}" for i, memory in enumerate(memories, 1)]
         )
-        return self.add(parent, message, text_chars=150).id
 
     def memory_write(self, parent: str) -> str:
         # the bulk generator's memory writes hold its own invented facts: not this person's

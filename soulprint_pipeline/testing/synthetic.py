@@ -292,31 +292,51 @@ class _Conversation:
 
     def custom_instructions(self, parent: str) -> str:
         rng = self.rng
+        about = " ".join(rng.sample(pools.FACTS, 3)).replace("User ", "I ")
+        respond = rng.choice(
+            ["Be concise.", "Use metric units.", "Réponds en français.", "No emojis please."]
+        )
+        return self.instructions_node(
+            parent,
+            "The user provided the following information about themselves. " + about,
+            "The user provided the additional info about how they would like you to respond: "
+            + respond,
+            about_user="",
+            text_chars=300,
+        )
+
+    def instructions_node(
+        self, parent: str, profile: str, instructions: str, *, about_user: str, text_chars: int
+    ) -> str:
+        """A custom-instructions node (``user_editable_context``) under ``parent``; its id."""
         content = {
             "content_type": "user_editable_context",
-            "user_profile": "The user provided the following information about themselves. "
-            + " ".join(rng.sample(pools.FACTS, 3)).replace("User ", "I "),
-            "user_instructions": "The user provided the additional info about how they would "
-            "like you to respond: "
-            + rng.choice(
-                ["Be concise.", "Use metric units.", "Réponds en français.", "No emojis please."]
-            ),
+            "user_profile": profile,
+            "user_instructions": instructions,
         }
         metadata = {
             "is_visually_hidden_from_conversation": True,
-            "user_context_message_data": {"about_user_message": "", "about_model_message": ""},
+            "user_context_message_data": {
+                "about_user_message": about_user,
+                "about_model_message": "",
+            },
             "is_user_system_message": True,
         }
         message = self.message("user", content, metadata, t=None, weight=1.0)
-        return self.add(parent, message, text_chars=300).id
+        return self.add(parent, message, text_chars=text_chars).id
 
     def model_context(self, parent: str) -> str:
         facts = self.rng.sample(pools.FACTS, 3)
+        return self.context_node(
+            parent, [f"{i}. [2025-0{i}-1{i}]. {f}" for i, f in enumerate(facts, 1)]
+        )
+
+    def context_node(self, parent: str, memories: list[str]) -> str:
+        """A memory snapshot node (``model_editable_context``, one numbered memory a line)
+        under ``parent``; its id."""
         content = {
             "content_type": "model_editable_context",
-            "model_set_context": "\n".join(
-                f"{i}. [2025-0{i}-1{i}]. {f}" for i, f in enumerate(facts, 1)
-            ),
+            "model_set_context": "\n".join(memories),
             "repository": None,
             "repo_summary": None,
             "structured_context": None,
@@ -326,7 +346,6 @@ class _Conversation:
             content,
             {"is_visually_hidden_from_conversation": True},
             t=self.tick(0.1, 0.5),
-            weight=1.0,
         )
         return self.add(parent, message, text_chars=150).id
 
