@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -217,20 +218,58 @@ KUBECONFIG = {
 }
 
 
-@pytest.fixture
-def k8s_instance(tmp_path: Path, pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
-    """deploy/dagster-k8s.yaml as deployed, but for where the launcher finds its cluster: a
-    pod's service account in the cluster, a kubeconfig file here."""
-    home = _home(tmp_path, K8S_CONFIG)
+def _k8s_home(tmp_path: Path, name: str, s3_endpoint: str) -> Path:
+    """A DAGSTER_HOME holding deploy/dagster-k8s.yaml as deployed, but for where the launcher
+    finds its cluster (a pod's service account in the cluster, a kubeconfig file here) and
+    where the compute logs' bucket is (the local S3 server, not AWS). Each home is a pod: its
+    compute logs' local files are its own."""
+    home = tmp_path / name
+    home.mkdir()
     config = yaml.safe_load(K8S_CONFIG.read_text())
-    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig = home / "kubeconfig.yaml"
     kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
     launcher = config["run_launcher"]["config"]
     assert launcher["load_incluster_config"] is True
     launcher.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
+    logs = config["compute_logs"]["config"]
+    assert "endpoint_url" not in logs and "local_dir" not in logs
+    logs.update(endpoint_url=s3_endpoint, local_dir=str(home / "compute-logs"))
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
+    return home
+
+
+@pytest.fixture
+def s3_endpoint(s3_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The local S3 server, its credentials in the environment as the pods' AWS chain gives
+    them, and an empty bucket of the compute logs' name."""
+    import boto3
+
+    endpoint = s3_server["client_kwargs"]["endpoint_url"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    bucket = yaml.safe_load(K8S_CONFIG.read_text())["compute_logs"]["config"]["bucket"]
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    found = client.list_objects_v2(Bucket=bucket) if _bucket_exists(client, bucket) else None
+    for item in (found or {}).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    if found is None:
+        client.create_bucket(Bucket=bucket)
+    return endpoint
+
+
+def _bucket_exists(client: Any, bucket: str) -> bool:
+    return any(b["Name"] == bucket for b in client.list_buckets()["Buckets"])
+
+
+@pytest.fixture
+def k8s_instance(
+    tmp_path: Path, pg_env: dict[str, str], s3_endpoint: str
+) -> Iterator[dg.DagsterInstance]:
+    """deploy/dagster-k8s.yaml, as a run's pod loads it."""
+    with dg.DagsterInstance.from_config(str(_k8s_home(tmp_path, "run_pod", s3_endpoint))) as i:
+        yield i
 
 
 def test_k8s_config_launches_runs_as_kubernetes_jobs(k8s_instance: dg.DagsterInstance) -> None:
@@ -255,6 +294,45 @@ def test_k8s_config_launches_runs_as_kubernetes_jobs(k8s_instance: dg.DagsterIns
     assert k8s_instance.get_concurrency_config().pool_config.default_pool_limit == 4
     run = _run(k8s_instance, "alice")
     assert k8s_instance.get_run_by_id(run.run_id).tags["dagster/partition"] == "alice"
+
+
+#: What the probe step prints: not a person's words, a line to find again.
+STDOUT_LINE = "probe step: stdout reaches the webserver"
+
+
+@dg.op
+def prints_a_line() -> None:
+    print(STDOUT_LINE)
+
+
+@dg.job
+def printing_job() -> None:
+    prints_a_line()
+
+
+def test_k8s_config_keeps_a_steps_stdout_where_the_webserver_reads_it(
+    k8s_instance: dg.DagsterInstance, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """A run pod's step prints; the webserver, another pod with none of its files, shows it."""
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    assert isinstance(k8s_instance.compute_log_manager, S3ComputeLogManager)
+    result = printing_job.execute_in_process(instance=k8s_instance)
+    assert result.success
+    (captured,) = [
+        event.logs_captured_data
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.LOGS_CAPTURED
+    ]
+
+    webserver_home = _k8s_home(tmp_path, "webserver_pod", s3_endpoint)
+    with dg.DagsterInstance.from_config(str(webserver_home)) as webserver:
+        manager = webserver.compute_log_manager
+        log_key = manager.build_log_key_for_run(result.run_id, captured.file_key)
+        assert not (webserver_home / "compute-logs").exists()  # nothing local: from the bucket
+        data = manager.get_log_data(log_key)
+    assert data.stdout is not None
+    assert STDOUT_LINE in data.stdout.decode()
 
 
 def test_helm_values_render_the_k8s_instance() -> None:
@@ -298,3 +376,16 @@ def test_helm_values_render_the_k8s_instance() -> None:
     secret_like = ("KEY", "SECRET", "PASSWORD", "TOKEN", "PROFILES_URL")
     assert not [e["name"] for e in location["env"] if any(w in e["name"] for w in secret_like)]
     assert location["includeConfigInLaunchedRuns"]["enabled"] is True
+
+    # a step's stdout and stderr go to the lake's bucket, in both files
+    logs = values["computeLogManager"]
+    assert logs["type"] == instance["compute_logs"]["class"] == "S3ComputeLogManager"
+    chart = logs["config"]["s3ComputeLogManager"]
+    assert instance["compute_logs"]["config"] == {
+        "bucket": chart["bucket"],
+        "prefix": chart["prefix"],
+        "region": chart["region"],
+        "upload_interval": chart["uploadInterval"],
+    }
+    env = {e["name"]: e.get("value") for e in location["env"]}
+    assert env["SOULPRINT_LAKE_URL"] == f"s3://{chart['bucket']}"

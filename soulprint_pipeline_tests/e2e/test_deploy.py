@@ -88,7 +88,11 @@ def test_the_image_installs_the_package_the_tests_use(tmp_path: Path) -> None:
     assert any(c.value[-1] == "/wheels" and "--from=build" in c.flags for c in _of(final, "COPY"))
     (wheel_step,) = [c for c in _of(build, "RUN") if "pip wheel" in " ".join(c.value)]
     assert shlex.split(wheel_step.value[0])[-1] == "."  # the package at the build's WORKDIR
-    assert PYPROJECT["project"]["optional-dependencies"]["k8s"] == ["dagster-k8s==0.29.27"]
+    # the instance's run launcher and compute log manager (deploy/dagster-k8s.yaml)
+    assert PYPROJECT["project"]["optional-dependencies"]["k8s"] == [
+        "dagster-k8s==0.29.27",
+        "dagster-aws==0.29.27",
+    ]
 
     # what the build stage copies, taken from the build context as .dockerignore leaves it,
     # builds the same package (with its C extension, prompts and definitions), with the build
