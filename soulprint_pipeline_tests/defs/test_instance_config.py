@@ -251,16 +251,11 @@ def s3_endpoint(s3_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> s
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
     bucket = yaml.safe_load(K8S_CONFIG.read_text())["compute_logs"]["config"]["bucket"]
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    found = client.list_objects_v2(Bucket=bucket) if _bucket_exists(client, bucket) else None
-    for item in (found or {}).get("Contents", []):
-        client.delete_object(Bucket=bucket, Key=item["Key"])
-    if found is None:
+    if bucket not in [found["Name"] for found in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket=bucket)
+    for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=item["Key"])
     return endpoint
-
-
-def _bucket_exists(client: Any, bucket: str) -> bool:
-    return any(b["Name"] == bucket for b in client.list_buckets()["Buckets"])
 
 
 @pytest.fixture
