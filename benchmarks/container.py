@@ -67,13 +67,15 @@ class MemoryCgroup:
         (self.path / "cgroup.procs").write_text(str(os.getpid()))
 
     def figures(self) -> dict[str, Any]:
-        """Peak usage (MB), OOM kills and major page faults since the cgroup was made."""
+        """Peak usage (MB; 0 where the kernel does not keep it), OOM kills and major page
+        faults since the cgroup was made."""
         stat = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines())
         if self.v2:
             events = dict(
                 line.split() for line in (self.path / "memory.events").read_text().splitlines()
             )
-            peak = int((self.path / "memory.peak").read_text())
+            peak_file = self.path / "memory.peak"  # Linux 5.19 and later
+            peak = int(peak_file.read_text()) if peak_file.exists() else 0
             oom_kills = int(events.get("oom_kill", 0))
         else:
             control = dict(
@@ -193,8 +195,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     limits = [int(limit) for limit in args.limits.split(",") if limit.strip()]
 
-    try:
-        MemoryCgroup(f"soulprint-bench-{os.getpid()}-probe").remove()
+    try:  # a cgroup made and limited, or a v2 parent that does not hand out its memory controller
+        probe = MemoryCgroup(f"soulprint-bench-{os.getpid()}-probe")
+        try:
+            probe.limit(RSS_BUDGET_MB)
+        finally:
+            probe.remove()
     except OSError as error:
         print(f"benchmarks.container: skipped, cannot make a memory cgroup here ({error})")
         return
