@@ -25,9 +25,11 @@ cgroup v2 subtree); elsewhere it says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -65,6 +67,12 @@ class MemoryCgroup:
     def enter(self) -> None:
         """Move the calling process into this cgroup (its children follow)."""
         (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup."""
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
     def figures(self) -> dict[str, Any]:
         """Peak usage (MB; 0 where the kernel does not keep it), OOM kills and major page
@@ -145,39 +153,56 @@ def _runtime_paths() -> list[Path]:
     return sorted(paths)
 
 
-def run_in_cgroup(folder: Path, limit_mb: int | None, env: dict[str, str]) -> dict[str, Any]:
+def run_in_cgroup(
+    folder: Path, limit_mb: int | None, env: dict[str, str], timeout: float | None = None
+) -> dict[str, Any]:
     """``memory_chunks`` alone on ``folder`` (a copy of the upstream state), in a fresh memory
-    cgroup limited to ``limit_mb`` (None: no limit), with cold caches."""
+    cgroup limited to ``limit_mb`` (None: no limit), with cold caches; stopped, with every
+    process in the cgroup, after ``timeout`` seconds (a limit far too small thrashes for ever)."""
     evict_from_page_cache([*_runtime_paths(), folder])
     cgroup = MemoryCgroup(f"soulprint-bench-{os.getpid()}-{limit_mb or 'none'}")
+    timed_out = False
     try:
         if limit_mb is not None:
             cgroup.limit(limit_mb)
         started = time.perf_counter()
-        process = subprocess.run(
+        process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.memory", "_step", "memory", str(folder)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
-            check=False,
             preexec_fn=cgroup.enter,
         )
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            cgroup.kill_all()
+            out, _ = process.communicate()
         seconds = time.perf_counter() - started
         found = cgroup.figures()
     finally:
         cgroup.remove()
     step: dict[str, Any] = {}
     if process.returncode == 0:
-        step = json.loads(process.stdout.strip().splitlines()[-1])
+        step = json.loads(out.strip().splitlines()[-1])
     return {
         "limit_mb": limit_mb,
         "finished": process.returncode == 0 and bool(step.get("success")),
         "returncode": process.returncode,
+        "timed_out": timed_out,
         "seconds": seconds,
         "chunks": step.get("chunks"),
         "process_peak_rss_mb": step.get("process_peak_rss_mb"),
         **found,
     }
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    if row["finished"]:
+        return "yes"
+    return "no (stopped: too slow)" if row["timed_out"] else f"no (exit {row['returncode']})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
             folder = workdir / "run"
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(upstream, folder)
-            row = run_in_cgroup(folder, limit, env)
+            # a limited run gets ten times the unlimited one's time, then is stopped
+            timeout = None if not rows else max(600.0, 10 * rows[0]["seconds"])
+            row = run_in_cgroup(folder, limit, env, timeout)
             print(json.dumps(row), flush=True)
             rows.append(row)
     finally:
@@ -253,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             [
                 f"{row['limit_mb']} MB" if row["limit_mb"] else "none",
-                "yes" if row["finished"] else f"no (exit {row['returncode']})",
+                _outcome(row),
                 f"{row['seconds']:.0f}",
                 f"{row['seconds'] / unlimited:.2f}x",
                 f"{row['major_faults']:,}",
