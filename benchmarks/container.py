@@ -122,7 +122,10 @@ def _own_memory_cgroup() -> tuple[Path, bool]:
 
 
 def evict_from_page_cache(paths: list[Path]) -> int:
-    """Drop the clean, unmapped page-cache pages of every file under ``paths``; the files seen."""
+    """Drop the page-cache pages of every file under ``paths`` that no process maps; the files
+    seen. Written pages are written back first (``sync``): a dirty page cannot be dropped, and
+    a file just copied, as the upstream state is before each run, is all dirty pages."""
+    os.sync()
     seen = 0
     for top in paths:
         files = [top] if top.is_file() else (p for p in top.rglob("*") if p.is_file())
